@@ -1,0 +1,19 @@
+"""The `omniroute` command: one sub-app per noun as capabilities land."""
+
+from __future__ import annotations
+
+import typer
+
+from companion.serve import serve
+
+app = typer.Typer(help="OmniRoute Edge companion: run the gateway locally and manage your deployment.", no_args_is_help=True)
+app.command()(serve)
+
+
+@app.callback()
+def _root() -> None:
+    """OmniRoute Edge companion."""
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,1 @@
+"""The /api admin app (behind Mangum and IAM in the cloud; bearer admin token locally)."""

@@ -1,0 +1,1 @@
+"""The /v1 gateway: FastAPI app served by uvicorn (locally and under Lambda Web Adapter)."""

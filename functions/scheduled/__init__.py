@@ -1,0 +1,1 @@
+"""Scheduled jobs (token refresh, usage rollup, quota poll): one small module per job, arriving with their issues."""

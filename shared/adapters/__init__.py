@@ -1,0 +1,1 @@
+"""The only I/O in shared/: DynamoDB (pynamodb), upstream HTTP (httpx), encryption."""

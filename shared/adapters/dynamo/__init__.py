@@ -1,0 +1,1 @@
+"""DynamoDB adapters. Persistence models stay here; callers get domain dataclasses."""

@@ -1,0 +1,161 @@
+"""Local mode's embedded DynamoDB: moto inside the `serve` process, configuration persisted to JSON.
+
+moto keeps nothing on disk, so the Config table is written to `<data dir>/config.json` after every change
+(temp file, fsync, rename, fsync of the directory): a change the admin API confirmed survives `kill -9`.
+
+Two backends, chosen by measurement (bench/store_backends.py): moto's in-process backend answers a
+pynamodb get in about a millisecond, its threaded server on loopback takes several times that, so the
+in-process backend is the default. The in-process backend is not atomic under concurrent threads
+(DESIGN §7), so every store call made through `LockedConfigStore` holds one lock.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import botocore.session
+
+from shared.adapters.dynamo.tables import create_tables
+from shared.domain.config import Record
+from shared.ports import ConfigStore
+
+Backend = Literal["inprocess", "server"]
+
+SNAPSHOT_FORMAT = "omniroute-config-snapshot"
+
+
+class SnapshotError(Exception):
+    pass
+
+
+class EmbeddedDynamo:
+    """Starts moto's DynamoDB (in-process or on a loopback port) and creates the template's tables."""
+
+    def __init__(self, table_names: dict[str, str], region: str, backend: Backend = "inprocess") -> None:
+        self.table_names = table_names
+        self.region = region
+        self.backend = backend
+        self.endpoint: str | None = None
+        self._stop: Any = None
+
+    def start(self) -> None:
+        # moto needs credentials to sign with; they never leave the process.
+        for var, value in (("AWS_ACCESS_KEY_ID", "local"), ("AWS_SECRET_ACCESS_KEY", "local")):
+            os.environ.setdefault(var, value)
+        os.environ.setdefault("AWS_DEFAULT_REGION", self.region)
+        if self.backend == "server":
+            from moto.server import ThreadedMotoServer
+
+            server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+            server.start()
+            host, port = server.get_host_and_port()
+            self.endpoint = f"http://{host}:{port}"
+            self._stop = server.stop
+        else:
+            from moto import mock_aws
+
+            mock = mock_aws()
+            mock.start()
+            self._stop = mock.stop
+        client = botocore.session.get_session().create_client(
+            "dynamodb", region_name=self.region, endpoint_url=self.endpoint
+        )
+        create_tables(client, self.table_names)
+
+    def stop(self) -> None:
+        if self._stop is not None:
+            self._stop()
+            self._stop = None
+
+
+def read_snapshot(path: Path) -> list[Record]:
+    if not path.exists():
+        return []
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        if doc.get("format") != SNAPSHOT_FORMAT:
+            raise ValueError(f"not a {SNAPSHOT_FORMAT}")
+        return [
+            Record(kind=r["kind"], id=r["id"], data=r["data"], version=int(r["version"]), updated_at=r["updated_at"])
+            for r in doc["records"]
+        ]
+    except (ValueError, KeyError, TypeError) as exc:
+        # Never start over an unreadable snapshot: that would overwrite the owner's configuration.
+        raise SnapshotError(f"{path} is not a readable configuration snapshot ({exc}); move it aside to start fresh") from exc
+
+
+def write_snapshot(path: Path, records: list[Record]) -> None:
+    doc = {
+        "format": SNAPSHOT_FORMAT,
+        "version": 1,
+        "records": [
+            {"kind": r.kind, "id": r.id, "data": r.data, "version": r.version, "updated_at": r.updated_at}
+            for r in sorted(records, key=lambda r: (r.kind, r.id))
+        ],
+    }
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(doc, fh, indent=1, sort_keys=True)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+class LockedConfigStore:
+    """Serialises every call to the embedded store and snapshots the table after each change."""
+
+    def __init__(self, inner: ConfigStore, snapshot_path: Path) -> None:
+        self._inner = inner
+        self._path = snapshot_path
+        self._lock = threading.RLock()
+
+    def _persist(self) -> None:
+        write_snapshot(self._path, self._inner.list_all())
+
+    def list_all(self) -> list[Record]:
+        with self._lock:
+            return self._inner.list_all()
+
+    def list(self, kind: str) -> list[Record]:
+        with self._lock:
+            return self._inner.list(kind)
+
+    def get(self, kind: str, id: str) -> Record | None:
+        with self._lock:
+            return self._inner.get(kind, id)
+
+    def create(self, kind: str, id: str, data: Mapping[str, Any]) -> Record:
+        with self._lock:
+            rec = self._inner.create(kind, id, data)
+            self._persist()
+            return rec
+
+    def update(self, kind: str, id: str, data: Mapping[str, Any], expected_version: int) -> Record:
+        with self._lock:
+            rec = self._inner.update(kind, id, data, expected_version)
+            self._persist()
+            return rec
+
+    def put(self, kind: str, id: str, data: Mapping[str, Any]) -> Record:
+        with self._lock:
+            rec = self._inner.put(kind, id, data)
+            self._persist()
+            return rec
+
+    def delete(self, kind: str, id: str) -> bool:
+        with self._lock:
+            gone = self._inner.delete(kind, id)
+            if gone:
+                self._persist()
+            return gone

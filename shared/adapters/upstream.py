@@ -1,0 +1,76 @@
+"""Upstream HTTP through one shared httpx.AsyncClient (connection reuse, HTTP/1.1 keep-alive).
+
+httpx exceptions are turned into the gateway's error tree here, so nothing above this module sees httpx.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+
+import httpx
+
+from shared.errors import UpstreamFailed, UpstreamTimeout
+
+
+def _translate(exc: httpx.HTTPError, url: str) -> Exception:
+    host = httpx.URL(url).host
+    if isinstance(exc, httpx.TimeoutException):
+        return UpstreamTimeout(f"The upstream {host} did not answer in time ({type(exc).__name__}).")
+    if isinstance(exc, httpx.ConnectError):
+        return UpstreamFailed(f"Could not connect to the upstream {host}: {exc or type(exc).__name__}.")
+    return UpstreamFailed(f"The upstream {host} broke the connection ({type(exc).__name__}: {exc}).")
+
+
+class HttpxResponse:
+    __slots__ = ("_resp", "_url", "headers", "status")
+
+    def __init__(self, resp: httpx.Response, url: str) -> None:
+        self._resp = resp
+        self._url = url
+        self.status = resp.status_code
+        self.headers: Mapping[str, str] = resp.headers
+
+    async def aiter_bytes(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._resp.aiter_bytes():
+                yield chunk
+        except httpx.HTTPError as exc:
+            raise _translate(exc, self._url) from exc
+
+    async def aread(self) -> bytes:
+        try:
+            return await self._resp.aread()
+        except httpx.HTTPError as exc:
+            raise _translate(exc, self._url) from exc
+
+    async def aclose(self) -> None:
+        await self._resp.aclose()
+
+
+class HttpxUpstream:
+    def __init__(self, *, connect_timeout: float, read_timeout: float, max_connections: int = 200) -> None:
+        self._client = httpx.AsyncClient(
+            timeout=httpx.Timeout(connect=connect_timeout, read=read_timeout, write=30.0, pool=connect_timeout),
+            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=64, keepalive_expiry=60),
+            follow_redirects=False,
+            trust_env=False,
+        )
+
+    async def send(
+        self, method: str, url: str, headers: Mapping[str, str], body: bytes, *, stream: bool
+    ) -> HttpxResponse:
+        request = self._client.build_request(method, url, headers=headers, content=body)
+        try:
+            resp = await self._client.send(request, stream=True)
+        except httpx.HTTPError as exc:
+            raise _translate(exc, url) from exc
+        wrapped = HttpxResponse(resp, url)
+        if not stream:
+            try:
+                await wrapped.aread()
+            finally:
+                await resp.aclose()
+        return wrapped
+
+    async def aclose(self) -> None:
+        await self._client.aclose()

@@ -1,0 +1,32 @@
+"""Gateway API keys: generated with 256 bits of randomness, stored only as SHA-256 hashes.
+
+A fast hash is the right tool for high-entropy random keys (no dictionary to attack), and it keeps the
+per-request check to one hash and one dictionary look-up.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+KEY_PREFIX = "sk-omni-"
+
+
+def generate_key() -> str:
+    return KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def display_form(key: str) -> str:
+    """What lists show: enough to recognise a key, never enough to use it."""
+    return f"{key[: len(KEY_PREFIX) + 4]}…{key[-4:]}"
+
+
+def mask_secret(secret: str) -> str:
+    """Masked form of an upstream credential for admin responses."""
+    if len(secret) <= 8:
+        return "****"
+    return f"{secret[:4]}…{secret[-4:]}"

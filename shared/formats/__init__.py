@@ -1,0 +1,1 @@
+"""Wire formats. Pure: no I/O imports (enforced by import-linter)."""

@@ -1,0 +1,1 @@
+"""Provider catalogue (data) and the small, named quirks that go with it."""

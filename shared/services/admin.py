@@ -1,0 +1,291 @@
+"""Configuration use cases behind the admin API: validation, encryption of secrets, masking on the way out.
+
+Every method is synchronous (the store is) and calls `on_change` after a successful write, so the gateway
+sharing this process sees the change on its next request.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from shared.domain.config import Kind, Record
+from shared.domain.keys import display_form, generate_key, hash_key, mask_secret
+from shared.errors import InvalidRequest, NotFound, NotSupported
+from shared.ports import Cipher, ConfigStore
+from shared.providers.catalog import PROVIDERS, get_provider
+from shared.providers.spec import AuthKind, WireFormat
+from shared.services.snapshot import secret_context
+
+PREFIX_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,31}$")
+NODE_API_TYPES = (WireFormat.OPENAI, WireFormat.ANTHROPIC, WireFormat.GEMINI, WireFormat.RESPONSES)
+SETTINGS_ID = "global"
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _new_id(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_hex(6)}"
+
+
+def validate_base_url(value: str, field: str = "baseUrl") -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidRequest(f"`{field}` must be an http(s) URL, got {value!r}.", param=field, code="invalid_url")
+    if parts.query or parts.fragment:
+        raise InvalidRequest(f"`{field}` must not have a query or fragment.", param=field, code="invalid_url")
+    return value.rstrip("/")
+
+
+class ConfigService:
+    def __init__(self, store: ConfigStore, cipher: Cipher, on_change: Callable[[], None]) -> None:
+        self._store = store
+        self._cipher = cipher
+        self._on_change = on_change
+
+    # ----- provider connections -------------------------------------------------------------------------
+
+    def _owner(self, provider: str) -> tuple[str, AuthKind]:
+        """Canonical owner id for a connection: a catalogue id, or a node id (by id or prefix)."""
+        needle = provider.strip().lower()
+        for node in self._store.list(Kind.NODE):
+            if node.id == provider or str(node.data.get("prefix", "")).lower() == needle:
+                return node.id, AuthKind.API_KEY
+        spec = get_provider(needle)
+        if spec is None:
+            known = ", ".join(sorted(p.id for p in PROVIDERS))
+            raise InvalidRequest(
+                f"Unknown provider {provider!r}. Use a catalogue id ({known}) or a provider node's prefix.",
+                param="provider",
+                code="unknown_provider",
+            )
+        return spec.id, spec.auth
+
+    def connection_view(self, r: Record) -> dict[str, Any]:
+        d = dict(r.data)
+        secret = d.pop("apiKey", None)
+        d["apiKey"] = mask_secret(self._cipher.decrypt(secret, secret_context(r.kind, r.id))) if secret else None
+        return {"id": r.id, **d, "version": r.version, "updatedAt": r.updated_at}
+
+    def list_connections(self) -> list[dict[str, Any]]:
+        recs = sorted(self._store.list(Kind.PROVIDER), key=lambda r: (r.data.get("provider"), r.data.get("priority", 0)))
+        return [self.connection_view(r) for r in recs]
+
+    def get_connection(self, id: str) -> dict[str, Any]:
+        return self.connection_view(self._require(Kind.PROVIDER, id))
+
+    def create_connection(self, fields: Mapping[str, Any]) -> dict[str, Any]:
+        owner, auth = self._owner(str(fields["provider"]))
+        if auth is AuthKind.OAUTH:
+            raise NotSupported(
+                f"{owner} accounts are linked with OAuth (`omniroute login {owner}`), not with an API key; "
+                "OAuth linking arrives with the companion.",
+                param="provider",
+            )
+        api_key = fields.get("apiKey")
+        if auth is AuthKind.API_KEY and not api_key and get_provider(owner) is not None:
+            raise InvalidRequest(f"`apiKey` is required for {owner}.", param="apiKey", code="missing_required_parameter")
+        id = _new_id("conn")
+        data: dict[str, Any] = {
+            "provider": owner,
+            "name": fields.get("name") or owner,
+            "priority": int(fields.get("priority") or 0),
+            "enabled": bool(fields.get("enabled", True)),
+            "baseUrl": validate_base_url(fields["baseUrl"]) if fields.get("baseUrl") else None,
+            "defaultModel": fields.get("defaultModel") or None,
+            "createdAt": _now(),
+        }
+        if api_key:
+            data["apiKey"] = self._cipher.encrypt(str(api_key), secret_context(Kind.PROVIDER, id))
+        rec = self._store.create(Kind.PROVIDER, id, data)
+        self._on_change()
+        return self.connection_view(rec)
+
+    def update_connection(self, id: str, fields: Mapping[str, Any]) -> dict[str, Any]:
+        rec = self._require(Kind.PROVIDER, id)
+        data = dict(rec.data)
+        for name in ("name", "priority", "enabled", "defaultModel"):
+            if name in fields:
+                data[name] = fields[name]
+        if "baseUrl" in fields:
+            data["baseUrl"] = validate_base_url(fields["baseUrl"]) if fields["baseUrl"] else None
+        if fields.get("apiKey"):
+            data["apiKey"] = self._cipher.encrypt(str(fields["apiKey"]), secret_context(Kind.PROVIDER, id))
+        updated = self._store.update(Kind.PROVIDER, id, data, rec.version)
+        self._on_change()
+        return self.connection_view(updated)
+
+    def delete_connection(self, id: str) -> None:
+        self._delete(Kind.PROVIDER, id)
+
+    # ----- provider nodes -----------------------------------------------------------------------------
+
+    def node_view(self, r: Record) -> dict[str, Any]:
+        return {"id": r.id, **r.data, "version": r.version, "updatedAt": r.updated_at}
+
+    def list_nodes(self) -> list[dict[str, Any]]:
+        return [self.node_view(r) for r in self._store.list(Kind.NODE)]
+
+    def get_node(self, id: str) -> dict[str, Any]:
+        return self.node_view(self._require(Kind.NODE, id))
+
+    def _check_prefix(self, prefix: str, *, own_id: str | None = None) -> str:
+        prefix = prefix.strip().lower()
+        if not PREFIX_RE.match(prefix):
+            raise InvalidRequest(
+                "`prefix` must be 1–32 characters of a-z, 0-9, '.', '_' or '-', starting with a letter or digit.",
+                param="prefix",
+                code="invalid_value",
+            )
+        if get_provider(prefix) is not None:
+            raise InvalidRequest(
+                f"The prefix {prefix!r} is a built-in provider's; choose another.", param="prefix", code="prefix_taken"
+            )
+        for node in self._store.list(Kind.NODE):
+            if node.id != own_id and str(node.data.get("prefix")) == prefix:
+                raise InvalidRequest(
+                    f"The prefix {prefix!r} is used by node {node.id}.", param="prefix", code="prefix_taken"
+                )
+        return prefix
+
+    @staticmethod
+    def _check_api_type(value: str) -> str:
+        if value not in [t.value for t in NODE_API_TYPES]:
+            allowed = ", ".join(t.value for t in NODE_API_TYPES)
+            raise InvalidRequest(f"`apiType` must be one of {allowed}.", param="apiType", code="invalid_value")
+        return value
+
+    def create_node(self, fields: Mapping[str, Any]) -> dict[str, Any]:
+        data = {
+            "name": fields.get("name") or fields["prefix"],
+            "prefix": self._check_prefix(str(fields["prefix"])),
+            "baseUrl": validate_base_url(str(fields["baseUrl"])),
+            "apiType": self._check_api_type(str(fields.get("apiType") or "openai")),
+            "createdAt": _now(),
+        }
+        rec = self._store.create(Kind.NODE, _new_id("node"), data)
+        self._on_change()
+        return self.node_view(rec)
+
+    def update_node(self, id: str, fields: Mapping[str, Any]) -> dict[str, Any]:
+        rec = self._require(Kind.NODE, id)
+        data = dict(rec.data)
+        if "name" in fields:
+            data["name"] = fields["name"]
+        if "prefix" in fields:
+            data["prefix"] = self._check_prefix(str(fields["prefix"]), own_id=id)
+        if "baseUrl" in fields:
+            data["baseUrl"] = validate_base_url(str(fields["baseUrl"]))
+        if "apiType" in fields:
+            data["apiType"] = self._check_api_type(str(fields["apiType"]))
+        updated = self._store.update(Kind.NODE, id, data, rec.version)
+        self._on_change()
+        return self.node_view(updated)
+
+    def delete_node(self, id: str) -> None:
+        self._require(Kind.NODE, id)
+        users = [r.id for r in self._store.list(Kind.PROVIDER) if r.data.get("provider") == id]
+        if users:
+            raise InvalidRequest(
+                f"Node {id} still has connections ({', '.join(users)}); delete them first.",
+                code="node_in_use",
+            )
+        self._delete(Kind.NODE, id)
+
+    # ----- custom models ------------------------------------------------------------------------------
+
+    def list_models(self, provider: str | None = None) -> list[dict[str, Any]]:
+        recs = self._store.list(Kind.MODEL)
+        out = [{"id": r.id, **r.data} for r in recs]
+        if provider:
+            owner, _ = self._owner(provider)
+            out = [m for m in out if m["provider"] == owner]
+        return out
+
+    def create_model(self, fields: Mapping[str, Any]) -> dict[str, Any]:
+        owner, _ = self._owner(str(fields["provider"]))
+        model_id = str(fields["modelId"]).strip()
+        if not model_id:
+            raise InvalidRequest("`modelId` must not be empty.", param="modelId")
+        data = {"provider": owner, "modelId": model_id, "name": fields.get("modelName") or model_id}
+        rec = self._store.create(Kind.MODEL, f"{owner}#{model_id}", data)
+        self._on_change()
+        return {"id": rec.id, **rec.data}
+
+    def delete_model(self, provider: str, model_id: str) -> None:
+        owner, _ = self._owner(provider)
+        self._delete(Kind.MODEL, f"{owner}#{model_id}")
+
+    # ----- gateway API keys ---------------------------------------------------------------------------
+
+    @staticmethod
+    def key_view(r: Record) -> dict[str, Any]:
+        d = r.data
+        return {
+            "id": r.id,
+            "name": d.get("name"),
+            "key": d.get("display"),
+            "enabled": d.get("enabled", True),
+            "createdAt": d.get("createdAt"),
+        }
+
+    def list_keys(self) -> list[dict[str, Any]]:
+        return [self.key_view(r) for r in self._store.list(Kind.APIKEY)]
+
+    def create_key(self, name: str) -> dict[str, Any]:
+        key = generate_key()
+        data = {
+            "name": name,
+            "keyHash": hash_key(key),
+            "display": display_form(key),
+            "enabled": True,
+            "createdAt": _now(),
+        }
+        rec = self._store.create(Kind.APIKEY, _new_id("key"), data)
+        self._on_change()
+        # The only time the key itself leaves the server.
+        return {**self.key_view(rec), "key": key}
+
+    def update_key(self, id: str, fields: Mapping[str, Any]) -> dict[str, Any]:
+        rec = self._require(Kind.APIKEY, id)
+        data = dict(rec.data)
+        for name in ("name", "enabled"):
+            if name in fields:
+                data[name] = fields[name]
+        updated = self._store.update(Kind.APIKEY, id, data, rec.version)
+        self._on_change()
+        return self.key_view(updated)
+
+    def revoke_key(self, id: str) -> None:
+        self._delete(Kind.APIKEY, id)
+
+    # ----- settings -----------------------------------------------------------------------------------
+
+    def get_settings(self) -> dict[str, Any]:
+        rec = self._store.get(Kind.SETTINGS, SETTINGS_ID)
+        return dict(rec.data) if rec else {}
+
+    def update_settings(self, fields: Mapping[str, Any]) -> dict[str, Any]:
+        data = {**self.get_settings(), **fields}
+        rec = self._store.put(Kind.SETTINGS, SETTINGS_ID, data)
+        self._on_change()
+        return dict(rec.data)
+
+    # ----- helpers ------------------------------------------------------------------------------------
+
+    def _require(self, kind: str, id: str) -> Record:
+        rec = self._store.get(kind, id)
+        if rec is None:
+            raise NotFound(f"No {kind} with id `{id}`.")
+        return rec
+
+    def _delete(self, kind: str, id: str) -> None:
+        if not self._store.delete(kind, id):
+            raise NotFound(f"No {kind} with id `{id}`.")
+        self._on_change()

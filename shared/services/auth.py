@@ -1,0 +1,52 @@
+"""Gateway API key check: one SHA-256 and one dictionary look-up against the in-process snapshot."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from shared.domain.config import ApiKey, ConfigSnapshot
+from shared.domain.keys import hash_key
+from shared.errors import AuthenticationFailed, PermissionDenied
+
+
+def presented_key(headers: Mapping[str, str], query_key: str | None = None) -> str | None:
+    """The key from `Authorization: Bearer`, `x-api-key` (Anthropic clients) or `x-goog-api-key`/`?key=`."""
+    auth = headers.get("authorization")
+    if auth:
+        scheme, _, value = auth.partition(" ")
+        if scheme.lower() == "bearer" and value.strip():
+            return value.strip()
+    for name in ("x-api-key", "x-goog-api-key"):
+        value = headers.get(name)
+        if value:
+            return value.strip()
+    return query_key or None
+
+
+def require_api_key(snapshot: ConfigSnapshot, *, default: bool, cloud: bool) -> bool:
+    if cloud:
+        return True
+    setting = snapshot.settings.require_api_key
+    return default if setting is None else setting
+
+
+def authenticate(key: str | None, snapshot: ConfigSnapshot, *, required: bool) -> ApiKey | None:
+    """The matching key record, None when keys are not required, or an error.
+
+    When keys are not required (local default) the presented value is not checked at all: coding tools
+    insist on sending some key, and any placeholder must work.
+    """
+    if not required:
+        return None
+    if not key:
+        raise AuthenticationFailed(
+            "You didn't provide an API key. Send it as `Authorization: Bearer <key>` "
+            "(create one with POST /api/keys).",
+            code="missing_api_key",
+        )
+    record = snapshot.keys_by_hash.get(hash_key(key))
+    if record is None:
+        raise AuthenticationFailed("Incorrect API key provided.", code="invalid_api_key")
+    if not record.enabled:
+        raise PermissionDenied("This API key is disabled.", code="api_key_disabled")
+    return record

@@ -1,0 +1,199 @@
+"""Chat Completions pass-through to OpenAI-format upstreams, streamed or not.
+
+The pipeline: resolve the model from the in-process snapshot → pick the first enabled connection by
+priority → forward the client's body with only `model` rewritten (and `stream_options.include_usage` asked
+for on streams) → relay the answer. Streams are forwarded frame by frame as they arrive; the usage-only
+chunk we asked for is dropped again when the client did not ask for it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from shared.domain.config import Connection
+from shared.domain.resolve import Route, resolve_model
+from shared.domain.usage import Usage
+from shared.errors import GatewayError, NotSupported, UpstreamFailed, UpstreamRejected
+from shared.formats.errors import openai_error_object, upstream_error_message
+from shared.formats.openai_chat import usage_from_openai
+from shared.formats.sse import SseFramer, frame_data
+from shared.ports import UpstreamClient, UpstreamResponse
+from shared.providers.spec import AuthHeader, WireFormat
+
+_RELAYED_ERROR_HEADERS = ("retry-after", "retry-after-ms")
+_DONE_FRAME = b"data: [DONE]\n\n"
+USER_AGENT = "omniroute-edge/0.1"
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What happened to one request; filled while the answer is relayed (usage arrives last on streams)."""
+
+    provider: str = ""
+    model: str = ""
+    connection_id: str | None = None
+    status: int = 0
+    usage: Usage | None = None
+    error: str | None = None
+
+
+@dataclass(slots=True)
+class JsonReply:
+    status: int
+    body: bytes
+    headers: dict[str, str]
+    outcome: Outcome
+
+
+@dataclass(slots=True)
+class StreamReply:
+    chunks: AsyncIterator[bytes]
+    headers: dict[str, str]
+    outcome: Outcome = field(default_factory=Outcome)
+
+
+def upstream_headers(route: Route, connection: Connection | None, *, stream: bool) -> dict[str, str]:
+    headers = {
+        "content-type": "application/json",
+        "accept": "text/event-stream" if stream else "application/json",
+        "user-agent": USER_AGENT,
+    }
+    key = connection.api_key if connection is not None else None
+    if key:
+        if route.auth_header is AuthHeader.BEARER:
+            headers["authorization"] = f"Bearer {key}"
+        elif route.auth_header is AuthHeader.X_API_KEY:
+            headers["x-api-key"] = key
+        elif route.auth_header is AuthHeader.X_GOOG_API_KEY:
+            headers["x-goog-api-key"] = key
+    headers.update(route.extra_headers)
+    return headers
+
+
+async def _raise_for_status(resp: UpstreamResponse, route: Route) -> None:
+    if resp.status < 400:
+        return
+    try:
+        body = await resp.aread()
+    finally:
+        await resp.aclose()
+    message = upstream_error_message(route.provider_id, resp.status, body)
+    if resp.status >= 500:
+        raise UpstreamFailed(message, provider=route.provider_id)
+    relayed = tuple((h, resp.headers[h]) for h in _RELAYED_ERROR_HEADERS if h in resp.headers)
+    relayed += tuple((h, v) for h, v in resp.headers.items() if h.lower().startswith("x-ratelimit-"))
+    raise UpstreamRejected(
+        message, upstream_status=resp.status, body=body, headers=relayed, provider=route.provider_id
+    )
+
+
+class ChatService:
+    def __init__(self, upstream: UpstreamClient) -> None:
+        self._upstream = upstream
+
+    async def complete(
+        self, body: dict[str, Any], route: Route, *, stream: bool, request_id: str
+    ) -> JsonReply | StreamReply:
+        if route.wire_format is not WireFormat.OPENAI:
+            raise NotSupported(
+                f"`{route.public_model}` is served by {route.provider_id}, which speaks the "
+                f"{route.wire_format.value} format; this build routes OpenAI-format upstreams only "
+                "(other formats arrive with format translation).",
+                param="model",
+                provider=route.provider_id,
+            )
+        connection = route.connections[0]
+        outcome = Outcome(
+            provider=route.provider_id,
+            model=route.public_model,
+            connection_id=connection.id if connection else None,
+        )
+        payload = dict(body)
+        payload["model"] = route.upstream_model
+        client_wants_usage = True
+        if stream:
+            payload["stream"] = True
+            options = dict(body.get("stream_options") or {})
+            client_wants_usage = options.get("include_usage") is True
+            options["include_usage"] = True
+            payload["stream_options"] = options
+        headers = upstream_headers(route, connection, stream=stream)
+        url = route.base_url_for(connection) + "/chat/completions"
+        resp = await self._upstream.send("POST", url, headers, orjson.dumps(payload), stream=stream)
+        await _raise_for_status(resp, route)
+        reply_headers = {
+            "x-omniroute-provider": route.provider_id,
+            "x-omniroute-model": route.public_model,
+        }
+        outcome.status = resp.status
+        if not stream:
+            raw = await resp.aread()
+            outcome.usage = _json_usage(raw, route)
+            return JsonReply(resp.status, raw, reply_headers, outcome)
+        return StreamReply(_relay(resp, client_wants_usage, outcome), reply_headers, outcome)
+
+
+def _json_usage(raw: bytes, route: Route) -> Usage | None:
+    """Check the upstream's 200 is a JSON object (an HTML page or empty body is not an answer) and read usage."""
+    try:
+        doc = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        doc = None
+    if not isinstance(doc, dict):
+        snippet = raw[:120].decode("utf-8", "replace")
+        raise UpstreamFailed(
+            f"Upstream {route.provider_id} answered 200 without a JSON object: {snippet!r}", provider=route.provider_id
+        )
+    return usage_from_openai(doc.get("usage"))
+
+
+async def _relay(resp: UpstreamResponse, client_wants_usage: bool, outcome: Outcome) -> AsyncIterator[bytes]:
+    framer = SseFramer()
+    saw_done = False
+    try:
+        async for chunk in resp.aiter_bytes():
+            out: list[bytes] = []
+            for frame in framer.feed(chunk):
+                data = frame_data(frame)
+                if data == b"[DONE]":
+                    saw_done = True
+                elif data is not None and b'"usage"' in data:
+                    keep = _inspect_usage(data, outcome, client_wants_usage)
+                    if not keep:
+                        continue
+                out.append(frame)
+            if out:
+                yield b"".join(out)
+        rest = framer.flush()
+        if rest.strip():
+            yield rest + b"\n\n"
+        if not saw_done:
+            # Some OpenAI-compatible upstreams end without the sentinel; OpenAI clients expect exactly one.
+            yield _DONE_FRAME
+    except GatewayError as err:
+        # The status line is long gone: the client learns of the failure in-stream, as OpenAI does.
+        outcome.error = err.message
+        yield b"data: " + orjson.dumps({"error": openai_error_object(err)}) + b"\n\n"
+    finally:
+        await resp.aclose()
+
+
+def _inspect_usage(data: bytes, outcome: Outcome, client_wants_usage: bool) -> bool:
+    """Record usage from a chunk; False means drop the chunk (a usage-only chunk the client did not ask for)."""
+    try:
+        doc = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return True
+    if not isinstance(doc, dict):
+        return True
+    usage = usage_from_openai(doc.get("usage"))
+    if usage is not None:
+        outcome.usage = usage
+    if client_wants_usage:
+        return True
+    # Usage riding on a chunk that also carries choices is harmless; a usage-only chunk is not asked for.
+    return bool(doc.get("choices"))

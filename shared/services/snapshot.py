@@ -1,0 +1,124 @@
+"""Build the in-process configuration snapshot from stored records, and keep it fresh.
+
+Locally the admin API runs in the same process and calls `invalidate()` after each change, so the snapshot
+is always current. In the cloud the gateway and admin are different functions: a gateway instance reloads
+at most every `ttl` seconds (a revoked key or removed provider stops working within that time).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterable
+
+import anyio.to_thread
+
+from shared.domain.config import (
+    ApiKey,
+    ConfigSnapshot,
+    Connection,
+    CustomModel,
+    GatewaySettings,
+    Kind,
+    ProviderNode,
+    Record,
+)
+from shared.ports import Cipher, ConfigStore
+
+log = logging.getLogger(__name__)
+
+
+def secret_context(kind: str, id: str) -> dict[str, str]:
+    """Encryption context of a stored secret: the record it belongs to."""
+    return {"kind": kind, "id": id}
+
+
+def build_snapshot(records: Iterable[Record], cipher: Cipher) -> ConfigSnapshot:
+    conns: list[Connection] = []
+    nodes: list[ProviderNode] = []
+    models: list[CustomModel] = []
+    keys: list[ApiKey] = []
+    settings = GatewaySettings()
+    for r in records:
+        d = r.data
+        if r.kind == Kind.PROVIDER:
+            secret = d.get("apiKey")
+            api_key = cipher.decrypt(secret, secret_context(r.kind, r.id)) if isinstance(secret, str) else None
+            conns.append(
+                Connection(
+                    id=r.id,
+                    provider=str(d["provider"]),
+                    name=str(d.get("name") or r.id),
+                    api_key=api_key,
+                    base_url=d.get("baseUrl") or None,
+                    priority=int(d.get("priority") or 0),
+                    enabled=bool(d.get("enabled", True)),
+                    default_model=d.get("defaultModel") or None,
+                )
+            )
+        elif r.kind == Kind.NODE:
+            nodes.append(
+                ProviderNode(
+                    id=r.id,
+                    name=str(d.get("name") or r.id),
+                    prefix=str(d["prefix"]),
+                    base_url=str(d["baseUrl"]),
+                    api_type=str(d.get("apiType") or "openai"),
+                )
+            )
+        elif r.kind == Kind.MODEL:
+            models.append(
+                CustomModel(provider=str(d["provider"]), model_id=str(d["modelId"]), name=str(d.get("name") or ""))
+            )
+        elif r.kind == Kind.APIKEY:
+            keys.append(
+                ApiKey(
+                    id=r.id,
+                    name=str(d.get("name") or ""),
+                    key_hash=str(d["keyHash"]),
+                    display=str(d.get("display") or ""),
+                    created_at=str(d.get("createdAt") or r.updated_at),
+                    enabled=bool(d.get("enabled", True)),
+                )
+            )
+        elif r.kind == Kind.SETTINGS:
+            settings = GatewaySettings.from_data(d)
+    return ConfigSnapshot.build(connections=conns, nodes=nodes, models=models, api_keys=keys, settings=settings)
+
+
+class ConfigCache:
+    """Holds the current snapshot. `current()` is a dictionary read on the hot path while the copy is fresh."""
+
+    def __init__(self, store: ConfigStore, cipher: Cipher, *, ttl: float | None) -> None:
+        self._store = store
+        self._cipher = cipher
+        self._ttl = ttl  # None: never expires by time (local mode, invalidated explicitly)
+        self._snapshot: ConfigSnapshot | None = None
+        self._loaded_at = 0.0
+        self._lock = asyncio.Lock()
+
+    def _fresh(self) -> bool:
+        if self._snapshot is None:
+            return False
+        return self._ttl is None or time.monotonic() - self._loaded_at < self._ttl
+
+    async def current(self) -> ConfigSnapshot:
+        if self._fresh():
+            assert self._snapshot is not None
+            return self._snapshot
+        async with self._lock:
+            if not self._fresh():
+                await anyio.to_thread.run_sync(self.reload)
+        assert self._snapshot is not None
+        return self._snapshot
+
+    def reload(self) -> ConfigSnapshot:
+        snapshot = build_snapshot(self._store.list_all(), self._cipher)
+        self._snapshot = snapshot
+        self._loaded_at = time.monotonic()
+        return snapshot
+
+    def invalidate(self) -> None:
+        """Called after a configuration change in this process: rebuild now, so the next request sees it."""
+        self.reload()

@@ -1,0 +1,1 @@
+"""ASGI pieces shared by the gateway and admin apps (error handlers, request ids)."""

@@ -1,0 +1,53 @@
+"""Exception handlers that answer every failure in the app's wire format (one place, not per route)."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from shared.errors import GatewayError, InvalidRequest, MethodNotAllowed, NotFound
+from shared.formats.errors import ErrorFormat, error_headers, render_error
+
+log = logging.getLogger("omniroute")
+
+
+def error_response(err: GatewayError, fmt: ErrorFormat = ErrorFormat.OPENAI) -> Response:
+    status, body = render_error(err, fmt)
+    return Response(body, status_code=status, media_type="application/json", headers=error_headers(err))
+
+
+def add_error_handlers(app: FastAPI, fmt: ErrorFormat = ErrorFormat.OPENAI) -> None:
+    async def gateway_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, GatewayError)
+        return error_response(exc, fmt)
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        if exc.status_code == 405:
+            return error_response(MethodNotAllowed(f"Method {request.method} is not allowed on {request.url.path}."), fmt)
+        if exc.status_code == 404:
+            return error_response(NotFound(f"Unknown route: {request.method} {request.url.path}."), fmt)
+        return error_response(InvalidRequest(str(exc.detail)), fmt)
+
+    async def validation_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ())[1:]) or None
+        msg = f"Invalid `{where}`: {first.get('msg', 'invalid value')}." if where else str(first.get("msg"))
+        return error_response(InvalidRequest(msg, param=where, code="invalid_value"), fmt)
+
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        # Never echo the exception text: it may carry upstream bodies or credentials.
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return error_response(GatewayError("The gateway hit an internal error; see its log."), fmt)
+
+    app.add_exception_handler(GatewayError, gateway_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(Exception, unexpected)
+
+
