@@ -6,7 +6,9 @@ import typer
 
 from companion.serve import serve
 
-app = typer.Typer(help="OmniRoute Edge companion: run the gateway locally and manage your deployment.", no_args_is_help=True)
+app = typer.Typer(
+    help="OmniRoute Edge companion: run the gateway locally and manage your deployment.", no_args_is_help=True
+)
 app.command()(serve)
 
 

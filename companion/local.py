@@ -60,7 +60,11 @@ def build_local(settings: Settings, backend: Backend = "inprocess") -> LocalRunt
     token, is_new = admin_token(settings)
     snapshot_path = settings.data_dir / SNAPSHOT_FILE
     records = read_snapshot(snapshot_path)  # fails loudly on a corrupt file before anything is overwritten
-    names = {"ConfigTable": settings.config_table, "StateTable": settings.state_table, "UsageTable": settings.usage_table}
+    names = {
+        "ConfigTable": settings.config_table,
+        "StateTable": settings.state_table,
+        "UsageTable": settings.usage_table,
+    }
     dynamo = EmbeddedDynamo(names, settings.region, backend)
     dynamo.start()
     model = bind_config_model(settings.config_table, settings.region, dynamo.endpoint)

@@ -19,7 +19,9 @@ def serve(
     ] = "127.0.0.1",
     data_dir: Annotated[
         Path | None,
-        typer.Option(help="Where configuration, the encryption key and the admin token live.", envvar="OMNIROUTE_DATA_DIR"),
+        typer.Option(
+            help="Where configuration, the encryption key and the admin token live.", envvar="OMNIROUTE_DATA_DIR"
+        ),
     ] = None,
     store: Annotated[
         str, typer.Option(help="Embedded DynamoDB backend: inprocess (fast) or server (moto on a loopback port).")
@@ -46,7 +48,9 @@ def serve(
         raise typer.Exit(2) from exc
     base = f"http://{host}:{port}"
     if runtime.token_is_new:
-        console.print(f"Admin token (shown once, stored 0600 in {settings.data_dir}): [bold]{runtime.services.admin_token}[/bold]")
+        console.print(
+            f"Admin token (shown once, stored 0600 in {settings.data_dir}): [bold]{runtime.services.admin_token}[/bold]"
+        )
     if host not in ("127.0.0.1", "localhost", "::1") and not settings.require_api_key:
         console.print("[yellow]warning:[/yellow] listening beyond loopback without OMNIROUTE_REQUIRE_API_KEY=true")
     console.print(f"OmniRoute Edge on {base}  (OpenAI base URL {base}/v1, admin {base}/api, data {settings.data_dir})")

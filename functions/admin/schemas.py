@@ -16,40 +16,40 @@ class _Body(BaseModel):
 class ConnectionCreate(_Body):
     provider: str = Field(min_length=1)
     name: str | None = None
-    apiKey: str | None = Field(default=None, min_length=1)  # noqa: N815 - wire name
-    baseUrl: str | None = None  # noqa: N815
+    apiKey: str | None = Field(default=None, min_length=1)
+    baseUrl: str | None = None
     priority: int = 0
     enabled: bool = True
-    defaultModel: str | None = None  # noqa: N815
+    defaultModel: str | None = None
 
 
 class ConnectionUpdate(_Body):
     name: str | None = None
-    apiKey: str | None = Field(default=None, min_length=1)  # noqa: N815
-    baseUrl: str | None = None  # noqa: N815
+    apiKey: str | None = Field(default=None, min_length=1)
+    baseUrl: str | None = None
     priority: int | None = None
     enabled: bool | None = None
-    defaultModel: str | None = None  # noqa: N815
+    defaultModel: str | None = None
 
 
 class NodeCreate(_Body):
     name: str | None = None
     prefix: str = Field(min_length=1)
-    baseUrl: str = Field(min_length=1)  # noqa: N815
-    apiType: str = "openai"  # noqa: N815
+    baseUrl: str = Field(min_length=1)
+    apiType: str = "openai"
 
 
 class NodeUpdate(_Body):
     name: str | None = None
     prefix: str | None = None
-    baseUrl: str | None = None  # noqa: N815
-    apiType: str | None = None  # noqa: N815
+    baseUrl: str | None = None
+    apiType: str | None = None
 
 
 class ModelCreate(_Body):
     provider: str = Field(min_length=1)
-    modelId: str = Field(min_length=1)  # noqa: N815
-    modelName: str | None = None  # noqa: N815
+    modelId: str = Field(min_length=1)
+    modelName: str | None = None
 
 
 class KeyCreate(_Body):
@@ -62,4 +62,4 @@ class KeyUpdate(_Body):
 
 
 class SettingsUpdate(_Body):
-    requireApiKey: bool | None = None  # noqa: N815
+    requireApiKey: bool | None = None

@@ -81,7 +81,7 @@ def _spec_route(spec: ProviderSpec, model: str, snapshot: ConfigSnapshot, *, req
         if spec.auth is not AuthKind.NONE:
             raise ModelNotFound(
                 f"The model `{requested}` needs a {spec.name} connection, and none is configured or enabled. "
-                f"Add one with POST /api/providers {{\"provider\": \"{spec.id}\", \"apiKey\": \"...\"}}.",
+                f'Add one with POST /api/providers {{"provider": "{spec.id}", "apiKey": "..."}}.',
                 param="model",
                 provider=spec.id,
             )

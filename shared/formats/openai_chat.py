@@ -93,8 +93,7 @@ def validate_chat_request(body: dict[str, Any]) -> None:
         raise _invalid_type("messages", "an array", messages)
     if not messages:
         raise InvalidRequest(
-            "Invalid 'messages': empty array. Expected an array with minimum length 1, but got an empty array "
-            "instead.",
+            "Invalid 'messages': empty array. Expected an array with minimum length 1, but got an empty array instead.",
             param="messages",
             code="empty_array",
         )

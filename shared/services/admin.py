@@ -74,7 +74,9 @@ class ConfigService:
         return {"id": r.id, **d, "version": r.version, "updatedAt": r.updated_at}
 
     def list_connections(self) -> list[dict[str, Any]]:
-        recs = sorted(self._store.list(Kind.PROVIDER), key=lambda r: (r.data.get("provider"), r.data.get("priority", 0)))
+        recs = sorted(
+            self._store.list(Kind.PROVIDER), key=lambda r: (r.data.get("provider"), r.data.get("priority", 0))
+        )
         return [self.connection_view(r) for r in recs]
 
     def get_connection(self, id: str) -> dict[str, Any]:
@@ -90,7 +92,9 @@ class ConfigService:
             )
         api_key = fields.get("apiKey")
         if auth is AuthKind.API_KEY and not api_key and get_provider(owner) is not None:
-            raise InvalidRequest(f"`apiKey` is required for {owner}.", param="apiKey", code="missing_required_parameter")
+            raise InvalidRequest(
+                f"`apiKey` is required for {owner}.", param="apiKey", code="missing_required_parameter"
+            )
         id = _new_id("conn")
         data: dict[str, Any] = {
             "provider": owner,

@@ -17,9 +17,9 @@ def presented_key(headers: Mapping[str, str], query_key: str | None = None) -> s
         if scheme.lower() == "bearer" and value.strip():
             return value.strip()
     for name in ("x-api-key", "x-goog-api-key"):
-        value = headers.get(name)
-        if value:
-            return value.strip()
+        header = headers.get(name)
+        if header:
+            return header.strip()
     return query_key or None
 
 
@@ -40,8 +40,7 @@ def authenticate(key: str | None, snapshot: ConfigSnapshot, *, required: bool) -
         return None
     if not key:
         raise AuthenticationFailed(
-            "You didn't provide an API key. Send it as `Authorization: Bearer <key>` "
-            "(create one with POST /api/keys).",
+            "You didn't provide an API key. Send it as `Authorization: Bearer <key>` (create one with POST /api/keys).",
             code="missing_api_key",
         )
     record = snapshot.keys_by_hash.get(hash_key(key))

@@ -8,14 +8,14 @@ chunk we asked for is dropped again when the client did not ask for it.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
 from shared.domain.config import Connection
-from shared.domain.resolve import Route, resolve_model
+from shared.domain.resolve import Route
 from shared.domain.usage import Usage
 from shared.errors import GatewayError, NotSupported, UpstreamFailed, UpstreamRejected
 from shared.formats.errors import openai_error_object, upstream_error_message
@@ -86,9 +86,7 @@ async def _raise_for_status(resp: UpstreamResponse, route: Route) -> None:
         raise UpstreamFailed(message, provider=route.provider_id)
     relayed = tuple((h, resp.headers[h]) for h in _RELAYED_ERROR_HEADERS if h in resp.headers)
     relayed += tuple((h, v) for h, v in resp.headers.items() if h.lower().startswith("x-ratelimit-"))
-    raise UpstreamRejected(
-        message, upstream_status=resp.status, body=body, headers=relayed, provider=route.provider_id
-    )
+    raise UpstreamRejected(message, upstream_status=resp.status, body=body, headers=relayed, provider=route.provider_id)
 
 
 class ChatService:

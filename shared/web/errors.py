@@ -28,7 +28,9 @@ def add_error_handlers(app: FastAPI, fmt: ErrorFormat = ErrorFormat.OPENAI) -> N
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
         if exc.status_code == 405:
-            return error_response(MethodNotAllowed(f"Method {request.method} is not allowed on {request.url.path}."), fmt)
+            return error_response(
+                MethodNotAllowed(f"Method {request.method} is not allowed on {request.url.path}."), fmt
+            )
         if exc.status_code == 404:
             return error_response(NotFound(f"Unknown route: {request.method} {request.url.path}."), fmt)
         return error_response(InvalidRequest(str(exc.detail)), fmt)
@@ -49,5 +51,3 @@ def add_error_handlers(app: FastAPI, fmt: ErrorFormat = ErrorFormat.OPENAI) -> N
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(Exception, unexpected)
-
-

@@ -86,7 +86,9 @@ def read_snapshot(path: Path) -> list[Record]:
         ]
     except (ValueError, KeyError, TypeError) as exc:
         # Never start over an unreadable snapshot: that would overwrite the owner's configuration.
-        raise SnapshotError(f"{path} is not a readable configuration snapshot ({exc}); move it aside to start fresh") from exc
+        raise SnapshotError(
+            f"{path} is not a readable configuration snapshot ({exc}); move it aside to start fresh"
+        ) from exc
 
 
 def write_snapshot(path: Path, records: list[Record]) -> None:

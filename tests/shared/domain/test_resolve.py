@@ -63,7 +63,9 @@ def test_empty_model_is_invalid_request() -> None:
 
 
 def test_node_prefix_wins_and_uses_node_format() -> None:
-    node = ProviderNode(id="node_1", name="Local", prefix="mine", base_url="http://127.0.0.1:1234/v1", api_type="openai")
+    node = ProviderNode(
+        id="node_1", name="Local", prefix="mine", base_url="http://127.0.0.1:1234/v1", api_type="openai"
+    )
     snap = ConfigSnapshot.build(nodes=[node], connections=[conn("node_1")])
     route = resolve_model("MINE/qwen3", snap)
     assert route.provider_id == "node_1"
@@ -72,7 +74,9 @@ def test_node_prefix_wins_and_uses_node_format() -> None:
 
 
 def test_node_without_connection_is_called_without_a_key() -> None:
-    node = ProviderNode(id="node_1", name="Local", prefix="mine", base_url="http://127.0.0.1:1234/v1", api_type="openai")
+    node = ProviderNode(
+        id="node_1", name="Local", prefix="mine", base_url="http://127.0.0.1:1234/v1", api_type="openai"
+    )
     route = resolve_model("mine/qwen3", ConfigSnapshot.build(nodes=[node]))
     assert route.connections == (None,)
 
@@ -103,8 +107,16 @@ def test_unprefixed_custom_model_resolves_and_ambiguity_is_reported() -> None:
 
 def test_list_models_covers_catalogue_custom_and_default_models() -> None:
     node = ProviderNode(id="node_1", name="L", prefix="mine", base_url="http://127.0.0.1:1/v1", api_type="openai")
-    c = Connection(id="c", provider="deepseek", name="c", api_key="k", base_url=None, priority=0, enabled=True,
-                   default_model="deepseek-v9")
+    c = Connection(
+        id="c",
+        provider="deepseek",
+        name="c",
+        api_key="k",
+        base_url=None,
+        priority=0,
+        enabled=True,
+        default_model="deepseek-v9",
+    )
     snap = ConfigSnapshot.build(connections=[c], nodes=[node], models=[CustomModel("node_1", "qwen3", "")])
     ids = [mid for mid, _ in list_models(snap)]
     assert "ds/deepseek-chat" in ids

@@ -7,7 +7,9 @@ from shared.formats.errors import ErrorFormat, error_headers, render_error, upst
 def test_openai_shape() -> None:
     status, body = render_error(InvalidRequest("bad", param="model", code="x"))
     assert status == 400
-    assert orjson.loads(body) == {"error": {"message": "bad", "type": "invalid_request_error", "param": "model", "code": "x"}}
+    assert orjson.loads(body) == {
+        "error": {"message": "bad", "type": "invalid_request_error", "param": "model", "code": "x"}
+    }
 
 
 def test_anthropic_shape() -> None:

@@ -3,13 +3,7 @@ from hypothesis import strategies as st
 
 from shared.formats.sse import SseFramer, frame_data
 
-STREAM = (
-    b'data: {"a":1}\n\n'
-    b": keepalive\n\n"
-    b'event: message\ndata: {"b":2}\n\n'
-    b'data: {"c":\r\n\r\n'
-    b"data: [DONE]\n\n"
-)
+STREAM = b'data: {"a":1}\n\n: keepalive\n\nevent: message\ndata: {"b":2}\n\ndata: {"c":\r\n\r\ndata: [DONE]\n\n'
 
 
 def frames_of(chunks: list[bytes]) -> list[bytes]:
@@ -37,7 +31,7 @@ def test_split_at_any_bytes_gives_the_same_frames(cuts: list[int]) -> None:
 def test_partial_frame_is_kept_until_complete_and_flush_returns_a_cut_tail() -> None:
     framer = SseFramer()
     assert framer.feed(b'data: {"x"') == []
-    assert framer.feed(b':1}\n') == []
+    assert framer.feed(b":1}\n") == []
     assert framer.feed(b"\ndata: tail") == [b'data: {"x":1}\n\n']
     assert framer.flush() == b"data: tail"
 

@@ -85,8 +85,9 @@ def test_delete(store: DynamoConfigStore) -> None:
     assert store.get("apikey", "k") is None
 
 
-def test_restore_keeps_versions_and_timestamps(store: DynamoConfigStore, table_names: dict[str, str],
-                                               dynamo_endpoint: str | None) -> None:
+def test_restore_keeps_versions_and_timestamps(
+    store: DynamoConfigStore, table_names: dict[str, str], dynamo_endpoint: str | None
+) -> None:
     model = bind_config_model(table_names["ConfigTable"], "us-east-1", dynamo_endpoint)
     restore_records(model, [Record("node", "n", {"prefix": "p"}, 7, "2026-01-01T00:00:00.000+00:00")])
     got = store.get("node", "n")

@@ -44,7 +44,9 @@ def test_snapshot_round_trip(tmp_path: Path) -> None:
     assert read_snapshot(tmp_path / "missing.json") == []
 
 
-@pytest.mark.parametrize("content", ["{not json", json.dumps({"format": "other"}), json.dumps({"format": "omniroute-config-snapshot"})])
+@pytest.mark.parametrize(
+    "content", ["{not json", json.dumps({"format": "other"}), json.dumps({"format": "omniroute-config-snapshot"})]
+)
 def test_unreadable_snapshot_refuses_to_load(tmp_path: Path, content: str) -> None:
     path = tmp_path / "s.json"
     path.write_text(content)
