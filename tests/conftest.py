@@ -56,3 +56,9 @@ def table_names(dynamo_endpoint: str | None) -> dict[str, str]:
     client = botocore.session.get_session().create_client("dynamodb", region_name=REGION, endpoint_url=dynamo_endpoint)
     create_tables(client, names)
     return names
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    """Async tests (marked `anyio`) run on asyncio, the loop the gateway itself uses."""
+    return "asyncio"

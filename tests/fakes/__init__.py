@@ -1,0 +1,1 @@
+"""Fake upstream servers (and the thread that serves them) for tests and benchmarks."""
