@@ -35,7 +35,9 @@ def gateway(tmp_path_factory: pytest.TempPathFactory, fake_upstream: ServerThrea
     and a custom node with prefix `fake`."""
     gw = Gateway(data_dir=tmp_path_factory.mktemp("gw") / "data").start()
     try:
-        gw.admin_post("/providers", {"provider": "deepseek", "apiKey": UPSTREAM_KEY, "baseUrl": fake_upstream.base_url + "/v1"})
+        gw.admin_post(
+            "/providers", {"provider": "deepseek", "apiKey": UPSTREAM_KEY, "baseUrl": fake_upstream.base_url + "/v1"}
+        )
         node = gw.admin_post(
             "/provider-nodes", {"name": "Fake", "prefix": "fake", "baseUrl": fake_upstream.base_url + "/v1"}
         )["node"]

@@ -43,7 +43,12 @@ def error_of(resp: httpx.Response) -> dict[str, Any]:
         ({"model": "ds/deepseek-chat"}, 400, "messages", "missing_required_parameter"),
         ({"model": "ds/deepseek-chat", "messages": "hi"}, 400, "messages", "invalid_type"),
         ({"model": "ds/deepseek-chat", "messages": []}, 400, "messages", "empty_array"),
-        ({"model": "ds/deepseek-chat", "messages": [{"role": "bot", "content": "x"}]}, 400, "messages[0].role", "invalid_value"),
+        (
+            {"model": "ds/deepseek-chat", "messages": [{"role": "bot", "content": "x"}]},
+            400,
+            "messages[0].role",
+            "invalid_value",
+        ),
         ({"model": "ds/deepseek-chat", "messages": MSG, "stream": "yes"}, 400, "stream", "invalid_type"),
         ({"model": "ds/deepseek-chat", "messages": MSG, "max_tokens": "ten"}, 400, "max_tokens", "invalid_type"),
         ({"model": "nobody/nothing", "messages": MSG}, 404, "model", "model_not_found"),
@@ -76,7 +81,9 @@ def test_unknown_route_and_wrong_method(gateway: Gateway) -> None:
 @pytest.mark.parametrize("status", [400, 401, 403, 404, 422, 429])
 def test_upstream_4xx_is_relayed_faithfully(gateway: Gateway, fake_state: Any, status: int) -> None:
     body = {"error": {"message": f"upstream says {status}", "type": "x", "param": None, "code": "c"}}
-    fake_state.add_script([{"status": status, "body": body, "headers": {"retry-after": "9", "x-ratelimit-remaining-requests": "0"}}])
+    fake_state.add_script(
+        [{"status": status, "body": body, "headers": {"retry-after": "9", "x-ratelimit-remaining-requests": "0"}}]
+    )
     resp = post(gateway, {"model": "ds/deepseek-chat", "messages": MSG})
     assert resp.status_code == status
     assert resp.json() == body
@@ -117,17 +124,25 @@ def test_cut_stream_ends_with_an_error_event_the_sdk_raises(gateway: Gateway) ->
     with OpenAI(base_url=gateway.v1, api_key="x", max_retries=0) as client:
         stream = client.chat.completions.create(model="fake/cut-stream", messages=MSG, stream=True)  # type: ignore[arg-type]
         received: list[str] = []
-        with pytest.raises(openai.APIError, match="broke the connection"):
+
+        def consume() -> None:
             for chunk in stream:
                 received.append(chunk.choices[0].delta.content or "" if chunk.choices else "")
+
+        with pytest.raises(openai.APIError, match="broke the connection"):
+            consume()
     assert "".join(received)  # what arrived before the cut was relayed
 
 
 def test_unreachable_upstream_is_502_and_timeout_is_504(tmp_path: Path, fake_upstream: ServerThread) -> None:
     gw = Gateway(data_dir=tmp_path / "d", env_extra={"OMNIROUTE_UPSTREAM_READ_TIMEOUT": "0.5"}).start()
     try:
-        gw.admin_post("/providers", {"provider": "groq", "apiKey": "k-123456789", "baseUrl": f"http://127.0.0.1:{free_port()}/v1"})
-        gw.admin_post("/providers", {"provider": "deepseek", "apiKey": UPSTREAM_KEY, "baseUrl": fake_upstream.base_url + "/v1"})
+        gw.admin_post(
+            "/providers", {"provider": "groq", "apiKey": "k-123456789", "baseUrl": f"http://127.0.0.1:{free_port()}/v1"}
+        )
+        gw.admin_post(
+            "/providers", {"provider": "deepseek", "apiKey": UPSTREAM_KEY, "baseUrl": fake_upstream.base_url + "/v1"}
+        )
         resp = post(gw, {"model": "groq/llama-3.3-70b-versatile", "messages": MSG})
         assert resp.status_code == 502 and "connect" in error_of(resp)["message"].lower()
         resp = post(gw, {"model": "ds/slow-2000", "messages": MSG})
@@ -143,7 +158,9 @@ def test_unreachable_upstream_is_502_and_timeout_is_504(tmp_path: Path, fake_ups
 def test_api_keys_when_required(tmp_path: Path, fake_upstream: ServerThread) -> None:
     gw = Gateway(data_dir=tmp_path / "d").start()
     try:
-        gw.admin_post("/providers", {"provider": "deepseek", "apiKey": UPSTREAM_KEY, "baseUrl": fake_upstream.base_url + "/v1"})
+        gw.admin_post(
+            "/providers", {"provider": "deepseek", "apiKey": UPSTREAM_KEY, "baseUrl": fake_upstream.base_url + "/v1"}
+        )
         body = {"model": "ds/deepseek-chat", "messages": MSG}
         assert post(gw, body, headers={"authorization": "Bearer whatever"}).status_code == 200  # not required yet
         with gw.admin() as admin:
@@ -158,7 +175,10 @@ def test_api_keys_when_required(tmp_path: Path, fake_upstream: ServerThread) -> 
         assert httpx.get(gw.v1 + "/models").status_code == 401
         with OpenAI(base_url=gw.v1, api_key=key["key"], max_retries=0) as client:
             assert client.chat.completions.create(model="ds/deepseek-chat", messages=MSG).choices  # type: ignore[arg-type]
-        with OpenAI(base_url=gw.v1, api_key="sk-omni-nope", max_retries=0) as client, pytest.raises(openai.AuthenticationError):
+        with (
+            OpenAI(base_url=gw.v1, api_key="sk-omni-nope", max_retries=0) as client,
+            pytest.raises(openai.AuthenticationError),
+        ):
             client.chat.completions.create(model="ds/deepseek-chat", messages=MSG)  # type: ignore[arg-type]
         with gw.admin() as admin:
             assert admin.patch(f"/keys/{key['id']}", json={"enabled": False}).status_code == 200

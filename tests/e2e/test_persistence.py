@@ -1,0 +1,103 @@
+"""Configuration survives a normal stop and a `kill -9` right after the admin call returned."""
+
+from __future__ import annotations
+
+import json
+import stat
+from pathlib import Path
+
+import httpx
+import pytest
+from openai import OpenAI
+
+from tests.e2e.conftest import UPSTREAM_KEY
+from tests.e2e.harness import Gateway
+from tests.fakes.server import ServerThread
+
+MSG = [{"role": "user", "content": "still there?"}]
+
+
+def configure(gw: Gateway, fake: ServerThread) -> dict[str, str]:
+    conn = gw.admin_post(
+        "/providers", {"provider": "deepseek", "apiKey": UPSTREAM_KEY, "baseUrl": fake.base_url + "/v1"}
+    )["connection"]
+    node = gw.admin_post("/provider-nodes", {"prefix": "fake", "baseUrl": fake.base_url + "/v1"})["node"]
+    gw.admin_post("/providers", {"provider": "fake", "apiKey": UPSTREAM_KEY})
+    gw.admin_post("/provider-models", {"provider": "fake", "modelId": "custom-1"})
+    with gw.admin() as admin:
+        key = admin.post("/keys", json={"name": "persist"}).json()["key"]
+        admin.patch("/settings", json={"requireApiKey": True}).raise_for_status()
+    return {"conn": conn["id"], "node": node["id"], "key": key}
+
+
+def assert_serving(gw: Gateway, ids: dict[str, str]) -> None:
+    with OpenAI(base_url=gw.v1, api_key=ids["key"], max_retries=0) as client:
+        for model in ("ds/deepseek-chat", "fake/custom-1"):
+            reply = client.chat.completions.create(model=model, messages=MSG)  # type: ignore[arg-type]
+            assert reply.choices[0].message.content == "Hello from fake-openai: still there?"
+        assert "fake/custom-1" in {m.id for m in client.models.list()}
+    assert httpx.get(gw.v1 + "/models").status_code == 401  # requireApiKey survived too
+    with gw.admin() as admin:
+        assert admin.get(f"/providers/{ids['conn']}").json()["connection"]["apiKey"] == "sk-u…6789"
+
+
+def test_survives_graceful_restart(fresh_gateway: Gateway, fake_upstream: ServerThread) -> None:
+    fresh_gateway.start()
+    ids = configure(fresh_gateway, fake_upstream)
+    # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal so the exit status says why it ended.
+    assert fresh_gateway.stop() in (0, -15)
+    assert "Traceback" not in fresh_gateway.log()
+    fresh_gateway.start()
+    assert_serving(fresh_gateway, ids)
+
+
+def test_survives_kill_9_right_after_the_admin_call(fresh_gateway: Gateway, fake_upstream: ServerThread) -> None:
+    fresh_gateway.start()
+    ids = configure(fresh_gateway, fake_upstream)
+    # The very last change before the kill must be there too.
+    last = fresh_gateway.admin_post("/provider-models", {"provider": "deepseek", "modelId": "added-last"})
+    fresh_gateway.kill9()
+    fresh_gateway.start()
+    assert_serving(fresh_gateway, ids)
+    with fresh_gateway.admin() as admin:
+        models = admin.get("/provider-models").json()["models"]
+    assert last["model"]["id"] in {m["id"] for m in models}
+
+
+def test_data_dir_is_private_and_holds_no_plaintext_secret(fresh_gateway: Gateway, fake_upstream: ServerThread) -> None:
+    fresh_gateway.start()
+    ids = configure(fresh_gateway, fake_upstream)
+    data = fresh_gateway.data_dir
+    assert stat.S_IMODE(data.stat().st_mode) == 0o700
+    for name in ("config.json", "secret.key"):
+        assert stat.S_IMODE((data / name).stat().st_mode) == 0o600
+    snapshot = (data / "config.json").read_text()
+    assert UPSTREAM_KEY not in snapshot
+    assert ids["key"] not in snapshot
+    assert UPSTREAM_KEY not in fresh_gateway.log() and ids["key"] not in fresh_gateway.log()
+    records = json.loads(snapshot)["records"]
+    assert {r["kind"] for r in records} == {"provider", "node", "model", "apikey", "settings"}
+
+
+def test_corrupt_snapshot_is_never_overwritten(fresh_gateway: Gateway) -> None:
+    data: Path = fresh_gateway.data_dir
+    data.mkdir(parents=True)
+    (data / "config.json").write_text('{"format": "omniroute-config-snapshot", "records": [tru')
+    before = (data / "config.json").read_bytes()
+    with pytest.raises(RuntimeError, match="move it aside"):
+        fresh_gateway.start(timeout=20)
+    assert (data / "config.json").read_bytes() == before
+
+
+def test_generated_admin_token_is_printed_once_and_stored_private(tmp_path: Path) -> None:
+    gw = Gateway(data_dir=tmp_path / "data", env_extra={"OMNIROUTE_ADMIN_TOKEN": ""})
+    gw.start()
+    token = (gw.data_dir / "admin-token").read_text().strip()
+    assert stat.S_IMODE((gw.data_dir / "admin-token").stat().st_mode) == 0o600
+    assert token in gw.log()
+    resp = httpx.get(gw.base_url + "/api/health", headers={"authorization": f"Bearer {token}"})
+    assert resp.status_code == 200
+    gw.stop()
+    gw.start()
+    assert gw.log().count(token) == 1  # not printed again on the second start
+    gw.stop()
