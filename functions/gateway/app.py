@@ -11,7 +11,7 @@ from fastapi.responses import Response, StreamingResponse
 from shared.domain.config import ApiKey, ConfigSnapshot
 from shared.domain.resolve import list_models, resolve_model
 from shared.formats.openai_chat import parse_json_object, validate_chat_request, wants_stream
-from shared.services.auth import authenticate, presented_key, require_api_key
+from shared.services.auth import authenticate, guard_browser_origin, presented_key, require_api_key
 from shared.services.chat import JsonReply
 from shared.services.container import Services
 from shared.web.errors import add_error_handlers
@@ -35,6 +35,7 @@ SnapshotDep = Annotated[ConfigSnapshot, Depends(_snapshot)]
 async def _authenticate(request: Request, snapshot: SnapshotDep) -> ApiKey | None:
     settings = _services(request).settings
     required = require_api_key(snapshot, default=settings.require_api_key, cloud=settings.cloud)
+    guard_browser_origin(request.headers.get("origin"), required=required)
     return authenticate(presented_key(request.headers, request.query_params.get("key")), snapshot, required=required)
 
 
@@ -52,9 +53,19 @@ async def chat_completions(request: Request, snapshot: SnapshotDep, key: ApiKeyD
     return StreamingResponse(reply.chunks, media_type="text/event-stream", headers={**_SSE_HEADERS, **reply.headers})
 
 
+def _model_object(model_id: str, owner: str) -> dict[str, object]:
+    return {"id": model_id, "object": "model", "created": 0, "owned_by": owner}
+
+
 async def models(snapshot: SnapshotDep, key: ApiKeyDep) -> Response:
-    data = [{"id": mid, "object": "model", "created": 0, "owned_by": owner} for mid, owner in list_models(snapshot)]
+    data = [_model_object(mid, owner) for mid, owner in list_models(snapshot)]
     return Response(orjson.dumps({"object": "list", "data": data}), media_type="application/json")
+
+
+async def retrieve_model(model: str, snapshot: SnapshotDep, key: ApiKeyDep) -> Response:
+    """`GET /v1/models/{id}` (ids contain slashes: `ds/deepseek-chat`); 404 when it does not resolve."""
+    route = resolve_model(model, snapshot)
+    return Response(orjson.dumps(_model_object(route.public_model, route.provider_id)), media_type="application/json")
 
 
 async def healthz() -> Response:
@@ -67,6 +78,7 @@ def create_app(services: Services) -> FastAPI:
     app.state.services = services
     app.add_api_route("/v1/chat/completions", chat_completions, methods=["POST"])
     app.add_api_route("/v1/models", models, methods=["GET"])
+    app.add_api_route("/v1/models/{model:path}", retrieve_model, methods=["GET"])
     app.add_api_route("/healthz", healthz, methods=["GET"])
     add_error_handlers(app)
     app.add_middleware(RequestIdMiddleware)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from urllib.parse import urlsplit
 
 from shared.domain.config import ApiKey, ConfigSnapshot
 from shared.domain.keys import hash_key
@@ -28,6 +29,35 @@ def require_api_key(snapshot: ConfigSnapshot, *, default: bool, cloud: bool) -> 
         return True
     setting = snapshot.settings.require_api_key
     return default if setting is None else setting
+
+
+_LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def is_loopback_origin(origin: str) -> bool:
+    try:
+        host = urlsplit(origin).hostname
+    except ValueError:
+        return False
+    return host in _LOOPBACK_HOSTS
+
+
+def guard_browser_origin(origin: str | None, *, required: bool) -> None:
+    """Refuse keyless requests sent by web pages from other sites.
+
+    With keys off (the local default) any web page the owner visits could otherwise POST to
+    http://127.0.0.1:20128 (a "simple" text/plain request needs no CORS preflight) and spend the owner's
+    provider credit, also through DNS rebinding. Browsers always send `Origin` on such requests; SDKs and
+    CLIs do not, so they are unaffected.
+    """
+    if required or not origin:
+        return
+    if not is_loopback_origin(origin):
+        raise PermissionDenied(
+            f"Requests from web pages on other sites ({origin}) need an API key: turn on requireApiKey "
+            "(PATCH /api/settings) and send the key.",
+            code="cross_origin_without_key",
+        )
 
 
 def authenticate(key: str | None, snapshot: ConfigSnapshot, *, required: bool) -> ApiKey | None:

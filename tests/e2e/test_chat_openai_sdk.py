@@ -218,3 +218,10 @@ def test_sdk_errors_are_typed(client: OpenAI) -> None:
     with pytest.raises(openai.RateLimitError) as rl:
         client.chat.completions.create(model="fake/error-429", messages=[{"role": "user", "content": "x"}])
     assert rl.value.response.headers["retry-after"] == "1"
+
+
+def test_retrieve_model_by_prefixed_id(client: OpenAI) -> None:
+    model = client.models.retrieve("ds/deepseek-chat")
+    assert (model.id, model.owned_by) == ("ds/deepseek-chat", "deepseek")
+    with pytest.raises(openai.NotFoundError):
+        client.models.retrieve("nobody/none")

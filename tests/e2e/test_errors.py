@@ -194,3 +194,19 @@ def test_server_keeps_serving_after_a_burst_of_bad_input(gateway: Gateway) -> No
         assert 400 <= post(gateway, raw).status_code < 500
     ok = post(gateway, {"model": "ds/deepseek-chat", "messages": MSG})
     assert ok.status_code == 200 and ok.json()["choices"][0]["message"]["content"]
+
+
+@pytest.mark.parametrize("origin", ["https://evil.example", "null", "http://127.0.0.1.evil.example"])
+def test_keyless_browser_request_from_another_site_is_refused(gateway: Gateway, origin: str) -> None:
+    resp = post(
+        gateway,
+        b'{"model":"ds/deepseek-chat","messages":[{"role":"user","content":"x"}]}',
+        headers={"origin": origin, "content-type": "text/plain"},
+    )
+    assert resp.status_code == 403
+    assert error_of(resp)["code"] == "cross_origin_without_key"
+
+
+def test_keyless_request_from_a_local_page_is_allowed(gateway: Gateway) -> None:
+    resp = post(gateway, {"model": "ds/deepseek-chat", "messages": MSG}, headers={"origin": "http://localhost:3000"})
+    assert resp.status_code == 200
