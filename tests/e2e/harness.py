@@ -43,8 +43,10 @@ class Gateway:
         }
         self.log_path = self.data_dir.parent / f"serve-{self.port}.log"
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child, closed with it
+        # The installed console script, exactly what a user runs.
+        omniroute = Path(sys.executable).with_name("omniroute")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "companion.cli", "serve", "--port", str(self.port)],
+            [str(omniroute), "serve", "--port", str(self.port)],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
