@@ -29,12 +29,15 @@ def serve(
     access_log: Annotated[bool, typer.Option(help="Log every request line.")] = False,
 ) -> None:
     """Run the gateway (/v1) and admin API (/api) locally."""
+    import logging
+
     import uvicorn
 
     from companion.local import build_local, create_local_app
     from shared.adapters.dynamo.embedded import SnapshotError
     from shared.settings import Settings
 
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if store not in ("inprocess", "server"):
         raise typer.BadParameter("must be inprocess or server", param_hint="--store")
     if data_dir is not None:

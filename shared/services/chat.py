@@ -8,6 +8,7 @@ chunk we asked for is dropped again when the client did not ask for it.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +24,8 @@ from shared.formats.openai_chat import usage_from_openai
 from shared.formats.sse import SseFramer, frame_data
 from shared.ports import UpstreamClient, UpstreamResponse
 from shared.providers.spec import AuthHeader, WireFormat
+
+log = logging.getLogger("omniroute.chat")
 
 _RELAYED_ERROR_HEADERS = ("retry-after", "retry-after-ms")
 _DONE_FRAME = b"data: [DONE]\n\n"
@@ -175,6 +178,7 @@ async def _relay(resp: UpstreamResponse, client_wants_usage: bool, outcome: Outc
     except GatewayError as err:
         # The status line is long gone: the client learns of the failure in-stream, as OpenAI does.
         outcome.error = err.message
+        log.warning("stream from %s (%s) ended early: %.300s", outcome.provider, outcome.model, err.message)
         yield b"data: " + orjson.dumps({"error": openai_error_object(err)}) + b"\n\n"
     finally:
         await resp.aclose()

@@ -23,6 +23,18 @@ def error_response(err: GatewayError, fmt: ErrorFormat = ErrorFormat.OPENAI) -> 
 def add_error_handlers(app: FastAPI, fmt: ErrorFormat = ErrorFormat.OPENAI) -> None:
     async def gateway_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, GatewayError)
+        if exc.provider is not None or exc.http_status >= 500:
+            # Upstream trouble is what an owner looks for in the log; client mistakes stay quiet.
+            log.warning(
+                "%s %s %s -> %d %s (provider=%s): %.300s",
+                request.scope.get("state", {}).get("request_id", "-"),
+                request.method,
+                request.url.path,
+                exc.http_status,
+                exc.code,
+                exc.provider or "-",
+                exc.message,
+            )
         return error_response(exc, fmt)
 
     async def http_error(request: Request, exc: Exception) -> Response:

@@ -105,6 +105,8 @@ def test_upstream_5xx_becomes_502(gateway: Gateway, fake_state: Any, status: int
     assert resp.status_code == 502
     err = error_of(resp)
     assert err["code"] == "upstream_error" and f"HTTP {status}" in err["message"]
+    rid = resp.headers["x-request-id"]
+    assert f"{rid} POST /v1/chat/completions -> 502 upstream_error (provider=deepseek)" in gateway.log()
 
 
 def test_upstream_200_that_is_not_json_becomes_502(gateway: Gateway, fake_state: Any) -> None:
@@ -132,6 +134,7 @@ def test_cut_stream_ends_with_an_error_event_the_sdk_raises(gateway: Gateway) ->
         with pytest.raises(openai.APIError, match="broke the connection"):
             consume()
     assert "".join(received)  # what arrived before the cut was relayed
+    assert "ended early" in gateway.log()
 
 
 def test_unreachable_upstream_is_502_and_timeout_is_504(tmp_path: Path, fake_upstream: ServerThread) -> None:
