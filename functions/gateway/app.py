@@ -47,7 +47,7 @@ async def chat_completions(request: Request, snapshot: SnapshotDep, key: ApiKeyD
     validate_chat_request(body)
     stream = wants_stream(body, request.headers.get("accept"))
     route = resolve_model(body["model"], snapshot)
-    reply = await _services(request).chat.complete(body, route, stream=stream, request_id=request.state.request_id)
+    reply = await _services(request).chat.complete(body, route, stream=stream)
     if isinstance(reply, JsonReply):
         return Response(reply.body, status_code=reply.status, media_type="application/json", headers=reply.headers)
     return StreamingResponse(reply.chunks, media_type="text/event-stream", headers={**_SSE_HEADERS, **reply.headers})

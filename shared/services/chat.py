@@ -96,9 +96,7 @@ class ChatService:
     def __init__(self, upstream: UpstreamClient) -> None:
         self._upstream = upstream
 
-    async def complete(
-        self, body: dict[str, Any], route: Route, *, stream: bool, request_id: str
-    ) -> JsonReply | StreamReply:
+    async def complete(self, body: dict[str, Any], route: Route, *, stream: bool) -> JsonReply | StreamReply:
         if route.wire_format is not WireFormat.OPENAI:
             raise NotSupported(
                 f"`{route.public_model}` is served by {route.provider_id}, which speaks the "

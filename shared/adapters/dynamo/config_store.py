@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pynamodb.attributes import JSONAttribute, NumberAttribute, UnicodeAttribute
-from pynamodb.exceptions import DeleteError, PutError, UpdateError
+from pynamodb.exceptions import DeleteError, PutError
 from pynamodb.models import Model
 
 from shared.domain.config import Record
@@ -93,10 +93,7 @@ class DynamoConfigStore:
     def put(self, kind: str, id: str, data: Mapping[str, Any]) -> Record:
         item = self._model(kind, id)
         m = self._model
-        try:
-            item.update(actions=[m.data.set(dict(data)), m.version.add(1), m.updated_at.set(_now())])
-        except UpdateError:
-            raise
+        item.update(actions=[m.data.set(dict(data)), m.version.add(1), m.updated_at.set(_now())])
         return _record(item)
 
     def delete(self, kind: str, id: str) -> bool:
