@@ -56,6 +56,9 @@ def error_headers(err: GatewayError) -> dict[str, str]:
         headers.update(err.headers)
     if err.retry_after is not None:
         headers["retry-after"] = str(max(0, round(err.retry_after)))
+    if err.provider is not None:
+        # Tells a client whether a 401/429 came from an upstream or from the gateway itself.
+        headers["x-omniroute-provider"] = err.provider
     return headers
 
 

@@ -89,6 +89,7 @@ def test_upstream_4xx_is_relayed_faithfully(gateway: Gateway, fake_state: Any, s
     assert resp.json() == body
     assert resp.headers["retry-after"] == "9"
     assert resp.headers["x-ratelimit-remaining-requests"] == "0"
+    assert resp.headers["x-omniroute-provider"] == "deepseek"  # the upstream said it, not the gateway
 
 
 def test_upstream_non_json_4xx_is_wrapped(gateway: Gateway, fake_state: Any) -> None:

@@ -26,9 +26,9 @@ def test_gemini_shape() -> None:
 
 def test_upstream_openai_error_body_is_relayed_verbatim_with_its_status_and_headers() -> None:
     raw = b'{"error":{"message":"Rate limit reached","type":"requests","param":null,"code":"rate_limit_exceeded"}}'
-    err = UpstreamRejected("x", upstream_status=429, body=raw, headers=(("retry-after", "7"),))
+    err = UpstreamRejected("x", upstream_status=429, body=raw, headers=(("retry-after", "7"),), provider="groq")
     assert render_error(err) == (429, raw)
-    assert error_headers(err) == {"retry-after": "7"}
+    assert error_headers(err) == {"retry-after": "7", "x-omniroute-provider": "groq"}
 
 
 def test_upstream_non_openai_body_is_wrapped() -> None:
