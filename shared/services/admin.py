@@ -10,7 +10,7 @@ import re
 import secrets
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from shared.domain.config import Kind, Record
@@ -24,6 +24,13 @@ from shared.services.snapshot import secret_context
 PREFIX_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,31}$")
 NODE_API_TYPES = (WireFormat.OPENAI, WireFormat.ANTHROPIC, WireFormat.GEMINI, WireFormat.RESPONSES)
 SETTINGS_ID = "global"
+
+
+class Owner(NamedTuple):
+    id: str
+    auth: AuthKind
+    label: str  # default connection name
+    is_node: bool
 
 
 def _now() -> str:
@@ -51,12 +58,12 @@ class ConfigService:
 
     # ----- provider connections -------------------------------------------------------------------------
 
-    def _owner(self, provider: str) -> tuple[str, AuthKind]:
-        """Canonical owner id for a connection: a catalogue id, or a node id (by id or prefix)."""
+    def _owner(self, provider: str) -> Owner:
+        """Canonical owner of a connection or model: a catalogue id, or a node id (by id or prefix)."""
         needle = provider.strip().lower()
         for node in self._store.list(Kind.NODE):
             if node.id == provider or str(node.data.get("prefix", "")).lower() == needle:
-                return node.id, AuthKind.API_KEY
+                return Owner(node.id, AuthKind.API_KEY, str(node.data.get("name") or node.data["prefix"]), True)
         spec = get_provider(needle)
         if spec is None:
             known = ", ".join(sorted(p.id for p in PROVIDERS))
@@ -65,7 +72,7 @@ class ConfigService:
                 param="provider",
                 code="unknown_provider",
             )
-        return spec.id, spec.auth
+        return Owner(spec.id, spec.auth, spec.id, False)
 
     def connection_view(self, r: Record) -> dict[str, Any]:
         d = dict(r.data)
@@ -83,22 +90,23 @@ class ConfigService:
         return self.connection_view(self._require(Kind.PROVIDER, id))
 
     def create_connection(self, fields: Mapping[str, Any]) -> dict[str, Any]:
-        owner, auth = self._owner(str(fields["provider"]))
-        if auth is AuthKind.OAUTH:
+        owner = self._owner(str(fields["provider"]))
+        if owner.auth is AuthKind.OAUTH:
             raise NotSupported(
-                f"{owner} accounts are linked with OAuth (`omniroute login {owner}`), not with an API key; "
+                f"{owner.id} accounts are linked with OAuth (`omniroute login {owner.id}`), not with an API key; "
                 "OAuth linking arrives with the companion.",
                 param="provider",
             )
         api_key = fields.get("apiKey")
-        if auth is AuthKind.API_KEY and not api_key and get_provider(owner) is not None:
+        # A node may be keyless (a local server); a catalogue API-key provider never is.
+        if owner.auth is AuthKind.API_KEY and not api_key and not owner.is_node:
             raise InvalidRequest(
-                f"`apiKey` is required for {owner}.", param="apiKey", code="missing_required_parameter"
+                f"`apiKey` is required for {owner.id}.", param="apiKey", code="missing_required_parameter"
             )
         id = _new_id("conn")
         data: dict[str, Any] = {
-            "provider": owner,
-            "name": fields.get("name") or owner,
+            "provider": owner.id,
+            "name": fields.get("name") or owner.label,
             "priority": int(fields.get("priority") or 0),
             "enabled": bool(fields.get("enabled", True)),
             "baseUrl": validate_base_url(fields["baseUrl"]) if fields.get("baseUrl") else None,
@@ -166,9 +174,10 @@ class ConfigService:
         return value
 
     def create_node(self, fields: Mapping[str, Any]) -> dict[str, Any]:
+        prefix = self._check_prefix(str(fields["prefix"]))
         data = {
-            "name": fields.get("name") or fields["prefix"],
-            "prefix": self._check_prefix(str(fields["prefix"])),
+            "name": fields.get("name") or prefix,
+            "prefix": prefix,
             "baseUrl": validate_base_url(str(fields["baseUrl"])),
             "apiType": self._check_api_type(str(fields.get("apiType") or "openai")),
             "createdAt": _now(),
@@ -208,12 +217,12 @@ class ConfigService:
         recs = self._store.list(Kind.MODEL)
         out = [{"id": r.id, **r.data} for r in recs]
         if provider:
-            owner, _ = self._owner(provider)
+            owner = self._owner(provider).id
             out = [m for m in out if m["provider"] == owner]
         return out
 
     def create_model(self, fields: Mapping[str, Any]) -> dict[str, Any]:
-        owner, _ = self._owner(str(fields["provider"]))
+        owner = self._owner(str(fields["provider"])).id
         model_id = str(fields["modelId"]).strip()
         if not model_id:
             raise InvalidRequest("`modelId` must not be empty.", param="modelId")
@@ -223,7 +232,7 @@ class ConfigService:
         return {"id": rec.id, **rec.data}
 
     def delete_model(self, provider: str, model_id: str) -> None:
-        owner, _ = self._owner(provider)
+        owner = self._owner(provider).id
         self._delete(Kind.MODEL, f"{owner}#{model_id}")
 
     # ----- gateway API keys ---------------------------------------------------------------------------

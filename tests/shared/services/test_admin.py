@@ -68,6 +68,10 @@ def test_nodes_prefix_rules_and_in_use_protection(parts) -> None:
         svc.create_node({"prefix": "other", "baseUrl": "http://x/v1", "apiType": "soap"})
     conn = svc.create_connection({"provider": "mine", "apiKey": "k-123456789"})
     assert conn["provider"] == node["id"]
+    assert conn["name"] == "mine"  # named after the node, not its generated id
+    keyless = svc.create_connection({"provider": "mine"})  # a local server may need no key
+    assert keyless["apiKey"] is None
+    svc.delete_connection(keyless["id"])
     with pytest.raises(InvalidRequest, match="still has connections"):
         svc.delete_node(node["id"])
     svc.delete_connection(conn["id"])
