@@ -75,7 +75,9 @@ def build_local(settings: Settings, backend: Backend = "inprocess") -> LocalRunt
     cache = ConfigCache(store, cipher, ttl=None)
     cache.reload()
     upstream = HttpxUpstream(
-        connect_timeout=settings.upstream_connect_timeout, read_timeout=settings.upstream_read_timeout
+        connect_timeout=settings.upstream_connect_timeout,
+        read_timeout=settings.upstream_read_timeout,
+        max_connections=settings.upstream_max_connections,
     )
     services = Services(
         settings=settings,

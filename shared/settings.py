@@ -45,6 +45,7 @@ class Settings:
     config_cache_ttl: float
     upstream_connect_timeout: float
     upstream_read_timeout: float
+    upstream_max_connections: int
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -65,4 +66,5 @@ class Settings:
             config_cache_ttl=_float(env, "OMNIROUTE_CONFIG_CACHE_TTL", 10.0),
             upstream_connect_timeout=_float(env, "OMNIROUTE_UPSTREAM_CONNECT_TIMEOUT", 10.0),
             upstream_read_timeout=_float(env, "OMNIROUTE_UPSTREAM_READ_TIMEOUT", 600.0),
+            upstream_max_connections=int(_float(env, "OMNIROUTE_UPSTREAM_MAX_CONNECTIONS", 200)),
         )

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import orjson
 from fastapi import Depends, FastAPI, Request
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import Response
 
 from shared.domain.config import ApiKey, ConfigSnapshot
 from shared.domain.resolve import list_models, resolve_model
@@ -16,6 +16,7 @@ from shared.services.chat import JsonReply
 from shared.services.container import Services
 from shared.web.errors import add_error_handlers
 from shared.web.request_id import RequestIdMiddleware
+from shared.web.streaming import RelayResponse
 
 _SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 
@@ -50,7 +51,7 @@ async def chat_completions(request: Request, snapshot: SnapshotDep, key: ApiKeyD
     reply = await _services(request).chat.complete(body, route, stream=stream)
     if isinstance(reply, JsonReply):
         return Response(reply.body, status_code=reply.status, media_type="application/json", headers=reply.headers)
-    return StreamingResponse(reply.chunks, media_type="text/event-stream", headers={**_SSE_HEADERS, **reply.headers})
+    return RelayResponse(reply.chunks, on_close=reply.aclose, headers={**_SSE_HEADERS, **reply.headers})
 
 
 def _model_object(model_id: str, owner: str) -> dict[str, object]:

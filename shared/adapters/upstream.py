@@ -51,7 +51,9 @@ class HttpxUpstream:
     def __init__(self, *, connect_timeout: float, read_timeout: float, max_connections: int = 200) -> None:
         self._client = httpx.AsyncClient(
             timeout=httpx.Timeout(connect=connect_timeout, read=read_timeout, write=30.0, pool=connect_timeout),
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=64, keepalive_expiry=60),
+            limits=httpx.Limits(
+                max_connections=max_connections, max_keepalive_connections=min(64, max_connections), keepalive_expiry=60
+            ),
             follow_redirects=False,
             trust_env=False,
         )

@@ -84,6 +84,10 @@ def validate_chat_request(body: dict[str, Any]) -> None:
         raise InvalidRequest("you must provide a model parameter", param="model", code="missing_required_parameter")
     if not isinstance(model, str):
         raise _invalid_type("model", "a string", model)
+    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in model):
+        raise InvalidRequest(
+            "Invalid 'model': control characters are not allowed.", param="model", code="invalid_value"
+        )
     if "messages" not in body:
         raise InvalidRequest(
             "Missing required parameter: 'messages'.", param="messages", code="missing_required_parameter"

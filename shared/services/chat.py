@@ -9,9 +9,10 @@ chunk we asked for is dropped again when the client did not ask for it.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 
@@ -54,8 +55,12 @@ class JsonReply:
 
 @dataclass(slots=True)
 class StreamReply:
+    """A stream to relay. `aclose` releases the upstream connection and must run however the relay ends,
+    including when it never starts (a client gone before the first byte)."""
+
     chunks: AsyncIterator[bytes]
     headers: dict[str, str]
+    aclose: Callable[[], Awaitable[None]]
     outcome: Outcome = field(default_factory=Outcome)
 
 
@@ -123,17 +128,41 @@ class ChatService:
         headers = upstream_headers(route, connection, stream=stream)
         url = route.base_url_for(connection) + "/chat/completions"
         resp = await self._upstream.send("POST", url, headers, orjson.dumps(payload), stream=stream)
-        await _raise_for_status(resp, route)
-        reply_headers = {
-            "x-omniroute-provider": route.provider_id,
-            "x-omniroute-model": route.public_model,
-        }
-        outcome.status = resp.status
-        if not stream:
-            raw = await resp.aread()
-            outcome.usage = _json_usage(raw, route)
-            return JsonReply(resp.status, raw, reply_headers, outcome)
-        return StreamReply(_relay(resp, client_wants_usage, outcome), reply_headers, outcome)
+        try:
+            await _raise_for_status(resp, route)
+            reply_headers = {
+                "x-omniroute-provider": route.provider_id,
+                "x-omniroute-model": header_safe(route.public_model),
+            }
+            outcome.status = resp.status
+            if not stream:
+                raw = await resp.aread()
+                outcome.usage = _json_usage(raw, route)
+                return JsonReply(resp.status, raw, reply_headers, outcome)
+            await _ensure_event_stream(resp, route)
+        except BaseException:
+            await resp.aclose()
+            raise
+        return StreamReply(_relay(resp, client_wants_usage, outcome), reply_headers, resp.aclose, outcome)
+
+
+def header_safe(value: str) -> str:
+    """Model ids are client text; a header value must be visible ASCII (RFC 9110), so escape the rest."""
+    return quote(value, safe="/:@._-+~!$&'()*,;=")
+
+
+async def _ensure_event_stream(resp: UpstreamResponse, route: Route) -> None:
+    """A stream request answered with JSON (an error object, or an upstream that ignored `stream`) is a
+    failure the client must hear about, not an empty successful stream."""
+    content_type = resp.headers.get("content-type", "")
+    if content_type.startswith("text/event-stream"):
+        return
+    body = await resp.aread()
+    detail = upstream_error_message(route.provider_id, resp.status, body)
+    raise UpstreamFailed(
+        f"{detail} (a {content_type or 'untyped'} body where an event stream was expected)",
+        provider=route.provider_id,
+    )
 
 
 def _json_usage(raw: bytes, route: Route) -> Usage | None:
