@@ -35,6 +35,7 @@ def serve(
 
     from companion.local import build_local, create_local_app
     from shared.adapters.dynamo.embedded import SnapshotError
+    from shared.services.auth import require_api_key
     from shared.settings import Settings
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -54,8 +55,12 @@ def serve(
         console.print(
             f"Admin token (shown once, stored 0600 in {settings.data_dir}): [bold]{runtime.services.admin_token}[/bold]"
         )
-    if host not in ("127.0.0.1", "localhost", "::1") and not settings.require_api_key:
-        console.print("[yellow]warning:[/yellow] listening beyond loopback without OMNIROUTE_REQUIRE_API_KEY=true")
+    keys_required = require_api_key(runtime.services.config.reload(), default=settings.require_api_key, cloud=False)
+    if host not in ("127.0.0.1", "localhost", "::1") and not keys_required:
+        console.print(
+            "[yellow]warning:[/yellow] listening beyond loopback while API keys are not required: anyone who "
+            "can reach this port can spend your provider credit (set OMNIROUTE_REQUIRE_API_KEY=true)"
+        )
     console.print(f"OmniRoute Edge on {base}  (OpenAI base URL {base}/v1, admin {base}/api, data {settings.data_dir})")
     try:
         uvicorn.run(

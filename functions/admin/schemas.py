@@ -1,12 +1,35 @@
-"""Admin request bodies. Unknown fields are rejected so a typo never silently does nothing."""
+"""Admin request bodies. Unknown fields are rejected so a typo never silently does nothing; `null` is
+accepted only where it means "clear this" (a connection's `baseUrl` and `defaultModel`); lengths are
+bounded so nothing reaches the store that it would refuse (a DynamoDB item is at most 400 KB)."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Annotated, Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Name = Annotated[str, Field(min_length=1, max_length=200)]
+Secret = Annotated[str, Field(min_length=1, max_length=8192)]
+Url = Annotated[str, Field(min_length=1, max_length=2048)]
+ModelId = Annotated[str, Field(min_length=1, max_length=512)]
+Prefix = Annotated[str, Field(min_length=1, max_length=32)]
+ApiType = Annotated[str, Field(min_length=1, max_length=32)]
 
 
 class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid")
+
+    # Fields that may be sent as null to clear them; for every other field null is an error.
+    nullable: ClassVar[frozenset[str]] = frozenset()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nulls(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for name, value in data.items():
+                if value is None and name in cls.model_fields and name not in cls.nullable:
+                    raise ValueError(f"`{name}` cannot be null; leave it out to keep the current value")
+        return data
 
     def fields(self) -> dict[str, object]:
         """Only the fields the caller sent (partial updates)."""
@@ -14,50 +37,54 @@ class _Body(BaseModel):
 
 
 class ConnectionCreate(_Body):
-    provider: str = Field(min_length=1)
-    name: str | None = None
-    apiKey: str | None = Field(default=None, min_length=1)
-    baseUrl: str | None = None
-    priority: int = 0
+    nullable = frozenset({"baseUrl", "defaultModel", "name", "apiKey"})
+    provider: Annotated[str, Field(min_length=1, max_length=100)]
+    name: Name | None = None
+    apiKey: Secret | None = None
+    baseUrl: Url | None = None
+    priority: int = Field(default=0, ge=-1_000_000, le=1_000_000)
     enabled: bool = True
-    defaultModel: str | None = None
+    defaultModel: ModelId | None = None
 
 
 class ConnectionUpdate(_Body):
-    name: str | None = None
-    apiKey: str | None = Field(default=None, min_length=1)
-    baseUrl: str | None = None
-    priority: int | None = None
+    nullable = frozenset({"baseUrl", "defaultModel"})
+    name: Name | None = None
+    apiKey: Secret | None = None
+    baseUrl: Url | None = None
+    priority: int | None = Field(default=None, ge=-1_000_000, le=1_000_000)
     enabled: bool | None = None
-    defaultModel: str | None = None
+    defaultModel: ModelId | None = None
 
 
 class NodeCreate(_Body):
-    name: str | None = None
-    prefix: str = Field(min_length=1)
-    baseUrl: str = Field(min_length=1)
-    apiType: str = "openai"
+    nullable = frozenset({"name"})
+    name: Name | None = None
+    prefix: Prefix
+    baseUrl: Url
+    apiType: ApiType = "openai"
 
 
 class NodeUpdate(_Body):
-    name: str | None = None
-    prefix: str | None = None
-    baseUrl: str | None = None
-    apiType: str | None = None
+    name: Name | None = None
+    prefix: Prefix | None = None
+    baseUrl: Url | None = None
+    apiType: ApiType | None = None
 
 
 class ModelCreate(_Body):
-    provider: str = Field(min_length=1)
-    modelId: str = Field(min_length=1)
-    modelName: str | None = None
+    nullable = frozenset({"modelName"})
+    provider: Annotated[str, Field(min_length=1, max_length=100)]
+    modelId: ModelId
+    modelName: Name | None = None
 
 
 class KeyCreate(_Body):
-    name: str = Field(default="default", min_length=1, max_length=100)
+    name: Name = "default"
 
 
 class KeyUpdate(_Body):
-    name: str | None = Field(default=None, min_length=1, max_length=100)
+    name: Name | None = None
     enabled: bool | None = None
 
 

@@ -61,7 +61,10 @@ class HttpxUpstream:
     async def send(
         self, method: str, url: str, headers: Mapping[str, str], body: bytes, *, stream: bool
     ) -> HttpxResponse:
-        request = self._client.build_request(method, url, headers=headers, content=body)
+        try:
+            request = self._client.build_request(method, url, headers=headers, content=body)
+        except (httpx.InvalidURL, httpx.UnsupportedProtocol, ValueError) as exc:
+            raise UpstreamFailed(f"The configured upstream URL cannot be used: {exc}.") from exc
         try:
             resp = await self._client.send(request, stream=True)
         except httpx.HTTPError as exc:

@@ -21,8 +21,9 @@ class Kind:
     MODEL = "model"  # a custom model id added to a provider or node
     APIKEY = "apikey"  # a gateway API key (hash only)
     SETTINGS = "settings"  # the single settings document
+    PREFIX = "prefix"  # a node prefix claimed by one node (uniqueness by conditional create)
 
-    ALL = (PROVIDER, NODE, MODEL, APIKEY, SETTINGS)
+    ALL = (PROVIDER, NODE, MODEL, APIKEY, SETTINGS, PREFIX)
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,7 +26,11 @@ def display_form(key: str) -> str:
 
 
 def mask_secret(secret: str) -> str:
-    """Masked form of an upstream credential for admin responses."""
-    if len(secret) <= 8:
+    """Masked form of an upstream credential for admin responses: enough to tell two keys apart.
+
+    Short secrets show nothing; long ones show their first and last four characters (at most a third of
+    the key: the first characters are usually a public prefix such as `sk-` or `gsk_`).
+    """
+    if len(secret) < 24:
         return "****"
     return f"{secret[:4]}…{secret[-4:]}"

@@ -144,15 +144,23 @@ def wants_stream(body: dict[str, Any], accept: str | None) -> bool:
     return bool(accept) and "text/event-stream" in (accept or "")
 
 
+def _count(value: object) -> int:
+    """A token count as upstreams should send it; anything else (strings, lists, negatives) counts as 0."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+
+
 def usage_from_openai(usage: object) -> Usage | None:
-    """Map an OpenAI `usage` object: prompt includes cached; completion includes reasoning."""
+    """Map an OpenAI `usage` object: prompt includes cached; completion includes reasoning.
+
+    Total on purpose: an upstream's malformed usage must never break the answer being relayed.
+    """
     if not isinstance(usage, dict):
         return None
-    prompt_details = usage.get("prompt_tokens_details") or {}
-    completion_details = usage.get("completion_tokens_details") or {}
+    prompt_details = usage.get("prompt_tokens_details")
+    completion_details = usage.get("completion_tokens_details")
     return Usage(
-        input=int(usage.get("prompt_tokens") or 0),
-        output=int(usage.get("completion_tokens") or 0),
-        cached=int(prompt_details.get("cached_tokens") or 0) if isinstance(prompt_details, dict) else 0,
-        reasoning=int(completion_details.get("reasoning_tokens") or 0) if isinstance(completion_details, dict) else 0,
+        input=_count(usage.get("prompt_tokens")),
+        output=_count(usage.get("completion_tokens")),
+        cached=_count(prompt_details.get("cached_tokens")) if isinstance(prompt_details, dict) else 0,
+        reasoning=_count(completion_details.get("reasoning_tokens")) if isinstance(completion_details, dict) else 0,
     )

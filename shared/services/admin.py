@@ -6,6 +6,7 @@ sharing this process sees the change on its next request.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import secrets
 from collections.abc import Callable, Mapping
@@ -15,7 +16,7 @@ from urllib.parse import urlsplit
 
 from shared.domain.config import Kind, Record
 from shared.domain.keys import display_form, generate_key, hash_key, mask_secret
-from shared.errors import InvalidRequest, NotFound, NotSupported
+from shared.errors import Conflict, InvalidRequest, NotFound, NotSupported
 from shared.ports import Cipher, ConfigStore
 from shared.providers.catalog import PROVIDERS, get_provider
 from shared.providers.spec import AuthKind, WireFormat
@@ -42,12 +43,41 @@ def _new_id(prefix: str) -> str:
 
 
 def validate_base_url(value: str, field: str = "baseUrl") -> str:
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InvalidRequest(f"`{field}` must be an http(s) URL, got {value!r}.", param=field, code="invalid_url")
+    def bad(why: str) -> InvalidRequest:
+        shown = "" if "@" in value else f", got {value[:200]!r}"  # never echo credentials back
+        return InvalidRequest(f"`{field}` {why}{shown}.", param=field, code="invalid_url")
+
+    try:
+        parts = urlsplit(value.strip())
+        host = parts.hostname
+        parts.port  # noqa: B018 - parsing the port is the check
+    except ValueError as exc:
+        raise bad(f"is not a valid URL ({exc})") from exc
+    if parts.scheme not in ("http", "https") or not host:
+        raise bad("must be an http(s) URL")
+    if parts.username is not None or parts.password is not None:
+        raise bad("must not carry credentials (put the key in `apiKey`, where it is encrypted)")
     if parts.query or parts.fragment:
-        raise InvalidRequest(f"`{field}` must not have a query or fragment.", param=field, code="invalid_url")
-    return value.rstrip("/")
+        raise bad("must not have a query or fragment")
+    if not _valid_host(host):
+        raise bad("has a host name that is not valid")
+    return value.strip().rstrip("/")
+
+
+_HOST_LABELS = re.compile(r"^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)*\.?$", re.I)
+
+
+def _valid_host(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        pass
+    try:
+        ascii_host = host.encode("idna").decode("ascii")
+    except UnicodeError:
+        return False
+    return len(ascii_host) <= 253 and bool(_HOST_LABELS.match(ascii_host))
 
 
 class ConfigService:
@@ -82,7 +112,8 @@ class ConfigService:
 
     def list_connections(self) -> list[dict[str, Any]]:
         recs = sorted(
-            self._store.list(Kind.PROVIDER), key=lambda r: (r.data.get("provider"), r.data.get("priority", 0))
+            self._store.list(Kind.PROVIDER),
+            key=lambda r: (str(r.data.get("provider")), int(r.data.get("priority") or 0), r.id),
         )
         return [self.connection_view(r) for r in recs]
 
@@ -173,6 +204,16 @@ class ConfigService:
             raise InvalidRequest(f"`apiType` must be one of {allowed}.", param="apiType", code="invalid_value")
         return value
 
+    def _claim_prefix(self, prefix: str, node_id: str) -> None:
+        """Make the prefix this node's with one conditional write, so two concurrent creates cannot both
+        win (the check in `_check_prefix` only gives the friendly message)."""
+        try:
+            self._store.create(Kind.PREFIX, prefix, {"node": node_id})
+        except Conflict as exc:
+            raise InvalidRequest(
+                f"The prefix {prefix!r} is already used by another node.", param="prefix", code="prefix_taken"
+            ) from exc
+
     def create_node(self, fields: Mapping[str, Any]) -> dict[str, Any]:
         prefix = self._check_prefix(str(fields["prefix"]))
         data = {
@@ -182,13 +223,20 @@ class ConfigService:
             "apiType": self._check_api_type(str(fields.get("apiType") or "openai")),
             "createdAt": _now(),
         }
-        rec = self._store.create(Kind.NODE, _new_id("node"), data)
+        node_id = _new_id("node")
+        self._claim_prefix(prefix, node_id)
+        try:
+            rec = self._store.create(Kind.NODE, node_id, data)
+        except BaseException:
+            self._store.delete(Kind.PREFIX, prefix)
+            raise
         self._on_change()
         return self.node_view(rec)
 
     def update_node(self, id: str, fields: Mapping[str, Any]) -> dict[str, Any]:
         rec = self._require(Kind.NODE, id)
         data = dict(rec.data)
+        old_prefix = str(rec.data["prefix"])
         if "name" in fields:
             data["name"] = fields["name"]
         if "prefix" in fields:
@@ -197,19 +245,31 @@ class ConfigService:
             data["baseUrl"] = validate_base_url(str(fields["baseUrl"]))
         if "apiType" in fields:
             data["apiType"] = self._check_api_type(str(fields["apiType"]))
-        updated = self._store.update(Kind.NODE, id, data, rec.version)
+        moved = data["prefix"] != old_prefix
+        if moved:
+            self._claim_prefix(str(data["prefix"]), id)
+        try:
+            updated = self._store.update(Kind.NODE, id, data, rec.version)
+        except BaseException:
+            if moved:
+                self._store.delete(Kind.PREFIX, str(data["prefix"]))
+            raise
+        if moved:
+            self._store.delete(Kind.PREFIX, old_prefix)
         self._on_change()
         return self.node_view(updated)
 
     def delete_node(self, id: str) -> None:
-        self._require(Kind.NODE, id)
+        rec = self._require(Kind.NODE, id)
         users = [r.id for r in self._store.list(Kind.PROVIDER) if r.data.get("provider") == id]
+        users += [str(r.data.get("modelId")) for r in self._store.list(Kind.MODEL) if r.data.get("provider") == id]
         if users:
             raise InvalidRequest(
-                f"Node {id} still has connections ({', '.join(users)}); delete them first.",
+                f"Node {id} still has connections or models ({', '.join(users)}); delete them first.",
                 code="node_in_use",
             )
         self._delete(Kind.NODE, id)
+        self._store.delete(Kind.PREFIX, str(rec.data["prefix"]))
 
     # ----- custom models ------------------------------------------------------------------------------
 
@@ -224,15 +284,19 @@ class ConfigService:
     def create_model(self, fields: Mapping[str, Any]) -> dict[str, Any]:
         owner = self._owner(str(fields["provider"])).id
         model_id = str(fields["modelId"]).strip()
-        if not model_id:
-            raise InvalidRequest("`modelId` must not be empty.", param="modelId")
+        # The id is part of the record's sort key, which DynamoDB caps at 1024 bytes.
+        if not model_id or len(model_id.encode("utf-8")) > 512:
+            raise InvalidRequest("`modelId` must be 1 to 512 bytes.", param="modelId", code="invalid_value")
         data = {"provider": owner, "modelId": model_id, "name": fields.get("modelName") or model_id}
         rec = self._store.create(Kind.MODEL, f"{owner}#{model_id}", data)
         self._on_change()
         return {"id": rec.id, **rec.data}
 
     def delete_model(self, provider: str, model_id: str) -> None:
-        owner = self._owner(provider).id
+        try:
+            owner = self._owner(provider).id
+        except InvalidRequest:
+            owner = provider  # a raw owner id still deletes what an older configuration left behind
         self._delete(Kind.MODEL, f"{owner}#{model_id}")
 
     # ----- gateway API keys ---------------------------------------------------------------------------

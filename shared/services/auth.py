@@ -25,10 +25,11 @@ def presented_key(headers: Mapping[str, str], query_key: str | None = None) -> s
 
 
 def require_api_key(snapshot: ConfigSnapshot, *, default: bool, cloud: bool) -> bool:
-    if cloud:
+    """Keys are required in the cloud, when the environment says so (a floor the stored setting cannot
+    lower), or when the stored `requireApiKey` setting turns them on."""
+    if cloud or default:
         return True
-    setting = snapshot.settings.require_api_key
-    return default if setting is None else setting
+    return snapshot.settings.require_api_key is True
 
 
 _LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})

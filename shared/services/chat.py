@@ -202,10 +202,15 @@ async def _relay(resp: UpstreamResponse, client_wants_usage: bool, outcome: Outc
         if not saw_done:
             # Some OpenAI-compatible upstreams end without the sentinel; OpenAI clients expect exactly one.
             yield _DONE_FRAME
-    except GatewayError as err:
+    except Exception as exc:
         # The status line is long gone: the client learns of the failure in-stream, as OpenAI does.
+        if isinstance(exc, GatewayError):
+            err = exc
+            log.warning("stream from %s (%s) ended early: %.300s", outcome.provider, outcome.model, err.message)
+        else:
+            err = UpstreamFailed("The gateway failed while relaying the stream; see its log.")
+            log.exception("relaying the stream from %s (%s) failed", outcome.provider, outcome.model)
         outcome.error = err.message
-        log.warning("stream from %s (%s) ended early: %.300s", outcome.provider, outcome.model, err.message)
         yield b"data: " + orjson.dumps({"error": openai_error_object(err)}) + b"\n\n"
     finally:
         await resp.aclose()

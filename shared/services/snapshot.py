@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections.abc import Iterable
 
@@ -103,6 +104,7 @@ class ConfigCache:
         self._loaded_at = 0.0
         self._first_load = asyncio.Lock()
         self._refresh: asyncio.Task[None] | None = None
+        self._reload_lock = threading.Lock()
 
     def _expired(self) -> bool:
         return self._ttl is not None and time.monotonic() - self._loaded_at >= self._ttl
@@ -127,10 +129,14 @@ class ConfigCache:
             log.exception("configuration reload failed; serving the previous snapshot")
 
     def reload(self) -> ConfigSnapshot:
-        snapshot = build_snapshot(self._store.list_all(), self._cipher)
-        self._snapshot = snapshot
-        self._loaded_at = time.monotonic()
-        return snapshot
+        # One reload at a time: each reads the store as it is when it starts, so the last one to finish
+        # always holds every change that completed before it; two racing reloads could otherwise leave
+        # the older read in place (locally the copy never expires, so it would stay).
+        with self._reload_lock:
+            snapshot = build_snapshot(self._store.list_all(), self._cipher)
+            self._snapshot = snapshot
+            self._loaded_at = time.monotonic()
+            return snapshot
 
     def invalidate(self) -> None:
         """Called after a configuration change in this process: rebuild now, so the next request sees it."""

@@ -51,13 +51,18 @@ def add_error_handlers(app: FastAPI, fmt: ErrorFormat = ErrorFormat.OPENAI) -> N
         assert isinstance(exc, RequestValidationError)
         first = exc.errors()[0] if exc.errors() else {}
         where = ".".join(str(p) for p in first.get("loc", ())[1:]) or None
-        msg = f"Invalid `{where}`: {first.get('msg', 'invalid value')}." if where else str(first.get("msg"))
+        detail = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
+        msg = f"Invalid `{where}`: {detail}." if where else detail
         return error_response(InvalidRequest(msg, param=where, code="invalid_value"), fmt)
 
     async def unexpected(request: Request, exc: Exception) -> Response:
         # Never echo the exception text: it may carry upstream bodies or credentials.
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return error_response(GatewayError("The gateway hit an internal error; see its log."), fmt)
+        rid = request.scope.get("state", {}).get("request_id", "-")
+        log.exception("%s unhandled error on %s %s", rid, request.method, request.url.path)
+        response = error_response(GatewayError(f"The gateway hit an internal error (request {rid}); see its log."), fmt)
+        # This response is sent outside the request-id middleware, so it adds the header itself.
+        response.headers["x-request-id"] = rid
+        return response
 
     app.add_exception_handler(GatewayError, gateway_error)
     app.add_exception_handler(StarletteHTTPException, http_error)

@@ -35,12 +35,14 @@ def test_no_docs_or_schema_exposed(gateway: Gateway) -> None:
 
 def test_provider_connection_crud(gateway: Gateway) -> None:
     with gateway.admin() as api:
-        created = api.post("/providers", json={"provider": "xai", "apiKey": "xai-secret-abcdef", "name": "grok"})
+        created = api.post(
+            "/providers", json={"provider": "xai", "apiKey": "xai-secret-abcdefghijkl-0123", "name": "grok"}
+        )
         assert created.status_code == 201
         conn = created.json()["connection"]
-        assert conn["provider"] == "xai" and conn["apiKey"] == "xai-…cdef" and conn["enabled"] is True
+        assert conn["provider"] == "xai" and conn["apiKey"] == "xai-…0123" and conn["enabled"] is True
         assert any(c["id"] == conn["id"] for c in api.get("/providers").json()["connections"])
-        assert "xai-secret-abcdef" not in api.get("/providers").text
+        assert "xai-secret-abcdefghijkl-0123" not in api.get("/providers").text
         patched = api.patch(f"/providers/{conn['id']}", json={"priority": 5, "enabled": False}).json()["connection"]
         assert (patched["priority"], patched["enabled"], patched["name"]) == (5, False, "grok")
         assert patched["version"] == conn["version"] + 1

@@ -214,3 +214,27 @@ def test_keyless_browser_request_from_another_site_is_refused(gateway: Gateway, 
 def test_keyless_request_from_a_local_page_is_allowed(gateway: Gateway) -> None:
     resp = post(gateway, {"model": "ds/deepseek-chat", "messages": MSG}, headers={"origin": "http://localhost:3000"})
     assert resp.status_code == 200
+
+
+def test_malformed_upstream_usage_never_breaks_the_answer(gateway: Gateway, fake_state: Any) -> None:
+    head = '{"id":"c","object":"chat.completion.chunk","created":1,"model":"m",'
+    chunk = head + '"choices":[{"index":0,"delta":{"content":"hello"},"finish_reason":null}]}'
+    bad_usage = head + '"choices":[],"usage":{"prompt_tokens":[1]}}'
+    fake_state.add_script(
+        [
+            {
+                "status": 200,
+                "headers": {"content-type": "text/event-stream"},
+                "body": f"data: {chunk}\n\ndata: {bad_usage}\n\ndata: [DONE]\n\n",
+            },
+            {
+                "status": 200,
+                "body": {"id": "x", "object": "chat.completion", "choices": [], "usage": {"prompt_tokens": "n/a"}},
+            },
+        ]
+    )
+    streamed = post(gateway, {"model": "ds/deepseek-chat", "messages": MSG, "stream": True})
+    assert streamed.status_code == 200
+    assert '"hello"' in streamed.text and streamed.text.rstrip().endswith("data: [DONE]")
+    plain = post(gateway, {"model": "ds/deepseek-chat", "messages": MSG})
+    assert plain.status_code == 200 and plain.json()["usage"] == {"prompt_tokens": "n/a"}

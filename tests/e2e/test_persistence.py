@@ -76,7 +76,7 @@ def test_data_dir_is_private_and_holds_no_plaintext_secret(fresh_gateway: Gatewa
     assert ids["key"] not in snapshot
     assert UPSTREAM_KEY not in fresh_gateway.log() and ids["key"] not in fresh_gateway.log()
     records = json.loads(snapshot)["records"]
-    assert {r["kind"] for r in records} == {"provider", "node", "model", "apikey", "settings"}
+    assert {r["kind"] for r in records} == {"provider", "node", "model", "apikey", "settings", "prefix"}
 
 
 def test_corrupt_snapshot_is_never_overwritten(fresh_gateway: Gateway) -> None:

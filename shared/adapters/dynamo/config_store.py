@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -96,6 +96,10 @@ class DynamoConfigStore:
         item.update(actions=[m.data.set(dict(data)), m.version.add(1), m.updated_at.set(_now())])
         return _record(item)
 
+    def restore(self, records: Iterable[Record]) -> None:
+        """Write records back exactly as they were (versions and timestamps kept)."""
+        restore_records(self._model, records)
+
     def delete(self, kind: str, id: str) -> bool:
         try:
             self._model(kind, id).delete(condition=self._model.pk.exists())
@@ -106,7 +110,7 @@ class DynamoConfigStore:
         return True
 
 
-def restore_records(model: type[_ConfigItem], records: list[Record]) -> None:
+def restore_records(model: type[_ConfigItem], records: Iterable[Record]) -> None:
     """Write records back exactly as they were (versions and timestamps kept), e.g. from a snapshot."""
     with model.batch_write() as batch:
         for r in records:

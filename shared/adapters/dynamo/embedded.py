@@ -21,9 +21,9 @@ from typing import Any, Literal
 
 import botocore.session
 
+from shared.adapters.dynamo.config_store import DynamoConfigStore
 from shared.adapters.dynamo.tables import create_tables
 from shared.domain.config import Record
-from shared.ports import ConfigStore
 
 Backend = Literal["inprocess", "server"]
 
@@ -81,13 +81,13 @@ def read_snapshot(path: Path) -> list[Record]:
         return []
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
-        if doc.get("format") != SNAPSHOT_FORMAT:
+        if not isinstance(doc, dict) or doc.get("format") != SNAPSHOT_FORMAT:
             raise ValueError(f"not a {SNAPSHOT_FORMAT}")
         return [
             Record(kind=r["kind"], id=r["id"], data=r["data"], version=int(r["version"]), updated_at=r["updated_at"])
             for r in doc["records"]
         ]
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError) as exc:
         # Never start over an unreadable snapshot: that would overwrite the owner's configuration.
         raise SnapshotError(
             f"{path} is not a readable configuration snapshot ({exc}); move it aside to start fresh"
@@ -118,49 +118,74 @@ def write_snapshot(path: Path, records: list[Record]) -> None:
 
 
 class LockedConfigStore:
-    """Serialises every call to the embedded store and snapshots the table after each change."""
+    """Local mode's store: every write goes to DynamoDB (moto) under one lock, then to the JSON snapshot.
 
-    def __init__(self, inner: ConfigStore, snapshot_path: Path) -> None:
+    Reads are served from a write-through copy of the table kept here: every write passes through this
+    object, so the copy is exact, and a configuration reload or an admin list costs no table scan (a scan
+    of 30 records takes ~10 ms on moto, bench/store_backends.py) and holds the GIL for no one.
+    A write whose snapshot cannot be written is undone in the table, so the admin API never reports a
+    change that a restart would lose.
+    """
+
+    def __init__(self, inner: DynamoConfigStore, snapshot_path: Path) -> None:
         self._inner = inner
         self._path = snapshot_path
         self._lock = threading.RLock()
+        self._records: dict[tuple[str, str], Record] = {(r.kind, r.id): r for r in inner.list_all()}
 
-    def _persist(self) -> None:
-        write_snapshot(self._path, self._inner.list_all())
+    def _commit(self, key: tuple[str, str], new: Record | None, old: Record | None) -> None:
+        """Record a write that reached the table in the copy and on disk, or undo it in the table."""
+        if new is None:
+            self._records.pop(key, None)
+        else:
+            self._records[key] = new
+        try:
+            write_snapshot(self._path, list(self._records.values()))
+        except BaseException:
+            if old is None:
+                self._records.pop(key, None)
+                self._inner.delete(*key)
+            else:
+                self._records[key] = old
+                self._inner.restore([old])
+            raise
 
     def list_all(self) -> list[Record]:
         with self._lock:
-            return self._inner.list_all()
+            return list(self._records.values())
 
     def list(self, kind: str) -> list[Record]:
         with self._lock:
-            return self._inner.list(kind)
+            return sorted((r for (k, _), r in self._records.items() if k == kind), key=lambda r: r.id)
 
     def get(self, kind: str, id: str) -> Record | None:
         with self._lock:
-            return self._inner.get(kind, id)
+            return self._records.get((kind, id))
 
     def create(self, kind: str, id: str, data: Mapping[str, Any]) -> Record:
         with self._lock:
             rec = self._inner.create(kind, id, data)
-            self._persist()
+            self._commit((kind, id), rec, None)
             return rec
 
     def update(self, kind: str, id: str, data: Mapping[str, Any], expected_version: int) -> Record:
         with self._lock:
+            old = self._records.get((kind, id))
             rec = self._inner.update(kind, id, data, expected_version)
-            self._persist()
+            self._commit((kind, id), rec, old)
             return rec
 
     def put(self, kind: str, id: str, data: Mapping[str, Any]) -> Record:
         with self._lock:
+            old = self._records.get((kind, id))
             rec = self._inner.put(kind, id, data)
-            self._persist()
+            self._commit((kind, id), rec, old)
             return rec
 
     def delete(self, kind: str, id: str) -> bool:
         with self._lock:
+            old = self._records.get((kind, id))
             gone = self._inner.delete(kind, id)
             if gone:
-                self._persist()
+                self._commit((kind, id), None, old)
             return gone

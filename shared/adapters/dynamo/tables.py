@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +25,16 @@ _CfnLoader.add_multi_constructor("!", _any_tag)
 
 
 def template_path() -> Path:
-    """template.yaml at the repository root (the package is installed editable from the checkout)."""
-    return Path(__file__).resolve().parents[3] / "template.yaml"
+    """template.yaml: `OMNIROUTE_TEMPLATE`, else the checkout this package runs from (`./dev` installs it
+    editable, so the tables always come from the same file the cloud deploys)."""
+    configured = os.environ.get("OMNIROUTE_TEMPLATE")
+    path = Path(configured) if configured else Path(__file__).resolve().parents[3] / "template.yaml"
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"template.yaml not found at {path}: run from the repository checkout (./dev serve) "
+            "or set OMNIROUTE_TEMPLATE to its path"
+        )
+    return path
 
 
 def table_definitions(path: Path | None = None) -> dict[str, dict[str, Any]]:

@@ -15,5 +15,6 @@ def test_display_and_mask_never_reveal_the_middle() -> None:
     key = generate_key()
     shown = display_form(key)
     assert key not in shown and shown.endswith(key[-4:])
-    assert mask_secret("sk-1234567890abcdef") == "sk-1…cdef"
+    assert mask_secret("sk-1234567890abcdef0123456789") == "sk-1…6789"
+    assert mask_secret("abcdefghijkl") == "****"  # too short to show any of it
     assert mask_secret("short") == "****"

@@ -77,3 +77,16 @@ def test_usage_maps_cached_and_reasoning_details() -> None:
     assert usage is not None
     assert (usage.input, usage.output, usage.cached, usage.reasoning, usage.total) == (10, 7, 4, 3, 17)
     assert usage_from_openai(None) is None
+
+
+@pytest.mark.parametrize(
+    "usage",
+    [
+        {"prompt_tokens": "n/a", "completion_tokens": [1]},
+        {"prompt_tokens": True, "completion_tokens": -5, "prompt_tokens_details": "x"},
+        {"prompt_tokens_details": {"cached_tokens": "lots"}, "completion_tokens_details": None},
+    ],
+)
+def test_malformed_usage_counts_as_zero_instead_of_failing(usage: dict[str, Any]) -> None:
+    got = usage_from_openai(usage)
+    assert got is not None and got.total == 0 and got.cached == 0

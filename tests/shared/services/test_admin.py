@@ -24,13 +24,13 @@ def parts(table_names: dict[str, str], dynamo_endpoint: str | None, tmp_path: Pa
 
 def test_connection_key_is_encrypted_at_rest_and_masked_on_the_way_out(parts) -> None:
     svc, store, cipher, changes = parts
-    view = svc.create_connection({"provider": "ds", "apiKey": "sk-very-secret-0001", "name": "main"})
+    view = svc.create_connection({"provider": "ds", "apiKey": "sk-very-secret-key-000000001", "name": "main"})
     assert view["provider"] == "deepseek"  # alias normalised to the catalogue id
     assert view["apiKey"] == "sk-v…0001"
     raw = store.get(Kind.PROVIDER, view["id"])
-    assert raw is not None and "sk-very-secret-0001" not in str(raw.data)
+    assert raw is not None and "sk-very-secret-key-000000001" not in str(raw.data)
     snap = build_snapshot(store.list_all(), cipher)
-    assert snap.connections[0].api_key == "sk-very-secret-0001"
+    assert snap.connections[0].api_key == "sk-very-secret-key-000000001"
     assert changes == [1]
 
 
@@ -49,9 +49,9 @@ def test_connection_validation(parts) -> None:
 def test_update_changes_only_sent_fields_and_rotates_key(parts) -> None:
     svc, store, cipher, _ = parts
     view = svc.create_connection({"provider": "groq", "apiKey": "gsk-old-000000", "priority": 3})
-    updated = svc.update_connection(view["id"], {"enabled": False, "apiKey": "gsk-new-111111"})
+    updated = svc.update_connection(view["id"], {"enabled": False, "apiKey": "gsk-new-key-0000000000001111"})
     assert updated["priority"] == 3 and updated["enabled"] is False and updated["apiKey"] == "gsk-…1111"
-    assert build_snapshot(store.list_all(), cipher).connections[0].api_key == "gsk-new-111111"
+    assert build_snapshot(store.list_all(), cipher).connections[0].api_key == "gsk-new-key-0000000000001111"
     with pytest.raises(NotFound):
         svc.update_connection("conn_missing", {"enabled": True})
 
@@ -107,3 +107,34 @@ def test_settings_merge(parts) -> None:
     svc, *_ = parts
     assert svc.get_settings() == {}
     assert svc.update_settings({"requireApiKey": True}) == {"requireApiKey": True}
+
+
+def test_concurrent_node_creates_claim_a_prefix_once_without_any_process_lock(
+    moto_endpoint: str, tmp_path: Path
+) -> None:
+    """Against moto's server with no local lock (the cloud's situation: many Lambda instances)."""
+    import uuid
+    from concurrent.futures import ThreadPoolExecutor
+
+    import botocore.session
+
+    from shared.adapters.dynamo.tables import create_tables
+
+    names = {"ConfigTable": f"prefix-race-{uuid.uuid4().hex[:8]}"}
+    create_tables(botocore.session.get_session().create_client("dynamodb", endpoint_url=moto_endpoint), names)
+    store = DynamoConfigStore(bind_config_model(names["ConfigTable"], "us-east-1", moto_endpoint))
+    svc = ConfigService(store, AesGcmCipher.from_key_file(tmp_path / "k"), on_change=lambda: None)
+
+    def create(args: tuple[int, int]) -> bool:
+        round_, i = args
+        try:
+            svc.create_node({"prefix": f"race{round_}", "baseUrl": f"http://127.0.0.1:9/v{i}"})
+            return True
+        except InvalidRequest:
+            return False
+
+    for round_ in range(5):
+        with ThreadPoolExecutor(8) as pool:
+            wins = list(pool.map(create, [(round_, i) for i in range(8)]))
+        assert wins.count(True) == 1, f"round {round_}: {wins.count(True)} nodes got one prefix"
+    assert len(svc.list_nodes()) == 5

@@ -52,3 +52,37 @@ def test_unreadable_snapshot_refuses_to_load(tmp_path: Path, content: str) -> No
     path.write_text(content)
     with pytest.raises(SnapshotError, match="move it aside"):
         read_snapshot(path)
+
+
+@pytest.mark.parametrize("content", ["[]", '"x"', "null", '{"format": "omniroute-config-snapshot", "records": [1]}'])
+def test_snapshot_of_the_wrong_shape_is_refused_cleanly(tmp_path: Path, content: str) -> None:
+    path = tmp_path / "s.json"
+    path.write_text(content)
+    with pytest.raises(SnapshotError):
+        read_snapshot(path)
+
+
+def test_write_whose_snapshot_fails_is_undone(
+    locked: LockedConfigStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shared.adapters.dynamo.embedded as embedded
+
+    kept = locked.create("provider", "keep", {"x": 1})
+    before = (tmp_path / "config.json").read_bytes()
+
+    def disk_full(path: Path, records: list[Record]) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(embedded, "write_snapshot", disk_full)
+    with pytest.raises(OSError, match="No space"):
+        locked.create("provider", "new", {"x": 2})
+    with pytest.raises(OSError, match="No space"):
+        locked.update("provider", "keep", {"x": 3}, kept.version)
+    with pytest.raises(OSError, match="No space"):
+        locked.delete("provider", "keep")
+    # Neither the copy, nor the table underneath, nor the file shows any of the failed writes.
+    assert locked.get("provider", "new") is None
+    assert locked.get("provider", "keep") == kept
+    assert locked._inner.get("provider", "new") is None
+    assert locked._inner.get("provider", "keep") == kept
+    assert (tmp_path / "config.json").read_bytes() == before
