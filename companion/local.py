@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import secrets
 import stat
@@ -13,8 +14,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from shared.adapters.crypto import AesGcmCipher
 from shared.adapters.dynamo.config_store import DynamoConfigStore, bind_config_model, restore_records
-from shared.adapters.dynamo.embedded import Backend, EmbeddedDynamo, LockedConfigStore, read_snapshot
+from shared.adapters.dynamo.embedded import Backend, EmbeddedDynamo, LockedConfigStore, SnapshotError, read_snapshot
 from shared.adapters.upstream import HttpxUpstream
+from shared.domain.config import Kind, Record
 from shared.services.admin import ConfigService
 from shared.services.chat import ChatService
 from shared.services.container import Services
@@ -24,11 +26,49 @@ from shared.settings import Settings
 ADMIN_TOKEN_FILE = "admin-token"
 KEY_FILE = "secret.key"
 SNAPSHOT_FILE = "config.json"
+LOCK_FILE = "serve.lock"
+
+
+class StartupError(Exception):
+    """Local mode cannot start safely; the message says what the owner should do."""
 
 
 def prepare_data_dir(path: Path) -> None:
     path.mkdir(parents=True, exist_ok=True)
     os.chmod(path, stat.S_IRWXU)  # 0700: it holds the encryption key and the admin token
+
+
+def lock_data_dir(path: Path) -> int:
+    """One `serve` per data dir: two would each keep their own copy and overwrite each other's snapshot.
+
+    The lock is an flock on `serve.lock`, released by the kernel however the process ends (kill -9 too).
+    """
+    fd = os.open(path / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 32).decode(errors="replace").strip() or "another process"
+        os.close(fd)
+        raise StartupError(
+            f"{path} is in use by another `omniroute serve` (pid {holder}); stop it, or use another --data-dir"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.write(fd, str(os.getpid()).encode())
+    return fd
+
+
+def open_cipher(data_dir: Path, records: list[Record], *, new_key: bool) -> AesGcmCipher:
+    """The credential key. A missing key file is only created when nothing was encrypted with a previous one
+    (or the owner says so): a fresh key would silently make every stored API key unreadable."""
+    path = data_dir / KEY_FILE
+    sealed = [r.id for r in records if r.kind == Kind.PROVIDER and isinstance(r.data.get("apiKey"), str)]
+    if not path.exists() and sealed and not new_key:
+        raise StartupError(
+            f"{path} is missing, but {SNAPSHOT_FILE} holds {len(sealed)} API key(s) encrypted with it. "
+            f"Restore secret.key from a backup of {data_dir}, or start once with --new-secret-key to continue "
+            "with a new key and send those keys again (PATCH /api/providers/<id>)."
+        )
+    return AesGcmCipher.from_key_file(path)
 
 
 def admin_token(settings: Settings) -> tuple[str, bool]:
@@ -50,16 +90,34 @@ class LocalRuntime:
     services: Services
     dynamo: EmbeddedDynamo
     token_is_new: bool
+    lock_fd: int
 
     def stop(self) -> None:
         self.dynamo.stop()
+        os.close(self.lock_fd)
+
+    def unreadable_connections(self) -> list[str]:
+        return [c.id for c in self.services.config.reload().connections if c.credential_error]
 
 
-def build_local(settings: Settings, backend: Backend = "inprocess") -> LocalRuntime:
+def build_local(settings: Settings, backend: Backend = "inprocess", *, new_secret_key: bool = False) -> LocalRuntime:
     prepare_data_dir(settings.data_dir)
+    lock_fd = lock_data_dir(settings.data_dir)
+    try:
+        return _build(settings, backend, new_secret_key, lock_fd)
+    except BaseException:
+        os.close(lock_fd)
+        raise
+
+
+def _build(settings: Settings, backend: Backend, new_secret_key: bool, lock_fd: int) -> LocalRuntime:
     token, is_new = admin_token(settings)
     snapshot_path = settings.data_dir / SNAPSHOT_FILE
-    records = read_snapshot(snapshot_path)  # fails loudly on a corrupt file before anything is overwritten
+    try:
+        records = read_snapshot(snapshot_path)  # fails loudly on a corrupt file before anything is overwritten
+    except SnapshotError as exc:
+        raise StartupError(str(exc)) from exc
+    cipher = open_cipher(settings.data_dir, records, new_key=new_secret_key)
     names = {
         "ConfigTable": settings.config_table,
         "StateTable": settings.state_table,
@@ -71,7 +129,6 @@ def build_local(settings: Settings, backend: Backend = "inprocess") -> LocalRunt
     if records:
         restore_records(model, records)
     store = LockedConfigStore(DynamoConfigStore(model), snapshot_path)
-    cipher = AesGcmCipher.from_key_file(settings.data_dir / KEY_FILE)
     cache = ConfigCache(store, cipher, ttl=None)
     cache.reload()
     upstream = HttpxUpstream(
@@ -87,7 +144,7 @@ def build_local(settings: Settings, backend: Backend = "inprocess") -> LocalRunt
         upstream=upstream,
         admin_token=token,
     )
-    return LocalRuntime(services=services, dynamo=dynamo, token_is_new=is_new)
+    return LocalRuntime(services=services, dynamo=dynamo, token_is_new=is_new, lock_fd=lock_fd)
 
 
 class LocalApp:

@@ -27,14 +27,17 @@ def serve(
         str, typer.Option(help="Embedded DynamoDB backend: inprocess (fast) or server (moto on a loopback port).")
     ] = "inprocess",
     access_log: Annotated[bool, typer.Option(help="Log every request line.")] = False,
+    new_secret_key: Annotated[
+        bool,
+        typer.Option(help="secret.key is lost: start with a new one anyway; stored API keys must then be sent again."),
+    ] = False,
 ) -> None:
     """Run the gateway (/v1) and admin API (/api) locally."""
     import logging
 
     import uvicorn
 
-    from companion.local import build_local, create_local_app
-    from shared.adapters.dynamo.embedded import SnapshotError
+    from companion.local import StartupError, build_local, create_local_app
     from shared.services.auth import require_api_key
     from shared.settings import Settings
 
@@ -46,10 +49,17 @@ def serve(
     settings = Settings.from_env()
     backend: Literal["inprocess", "server"] = "server" if store == "server" else "inprocess"
     try:
-        runtime = build_local(settings, backend)
-    except SnapshotError as exc:
+        runtime = build_local(settings, backend, new_secret_key=new_secret_key)
+    except StartupError as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc
+    unreadable = runtime.unreadable_connections()
+    if unreadable:
+        console.print(
+            f"[yellow]warning:[/yellow] the stored API keys of {', '.join(unreadable)} cannot be decrypted with "
+            f"{settings.data_dir / 'secret.key'}; they are not used until you restore the original key file "
+            "or send the keys again (PATCH /api/providers/<id>)"
+        )
     base = f"http://{host}:{port}"
     if runtime.token_is_new:
         console.print(

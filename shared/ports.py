@@ -32,8 +32,15 @@ class ConfigStore(Protocol):
     def delete(self, kind: str, id: str) -> bool: ...
 
 
+class DecryptionFailed(Exception):
+    """A stored secret does not decrypt: the key is not the one it was sealed with, or the record moved."""
+
+
 class Cipher(Protocol):
-    """Encrypts stored credentials. `context` names the record, so a ciphertext moved to another record fails."""
+    """Encrypts stored credentials. `context` names the record, so a ciphertext moved to another record fails.
+
+    `decrypt` raises `DecryptionFailed` for a ciphertext it cannot open.
+    """
 
     def encrypt(self, plaintext: str, context: Mapping[str, str]) -> str: ...
 

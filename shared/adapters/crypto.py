@@ -15,10 +15,12 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from shared.ports import DecryptionFailed
+
 _PREFIX = "enc:v1:"
 
 
-class CipherError(Exception):
+class CipherError(DecryptionFailed):
     pass
 
 
@@ -33,9 +35,11 @@ class AesGcmCipher:
         self._aead = AESGCM(key)
 
     @classmethod
-    def from_key_file(cls, path: Path) -> AesGcmCipher:
-        """Load the key, creating it (0600, atomically) on first use."""
+    def from_key_file(cls, path: Path, *, create: bool = True) -> AesGcmCipher:
+        """Load the key, creating it (0600, atomically) on first use when `create` allows."""
         if not path.exists():
+            if not create:
+                raise FileNotFoundError(path)
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(".tmp")
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

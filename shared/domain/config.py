@@ -49,6 +49,9 @@ class Connection:
     priority: int
     enabled: bool
     default_model: str | None = None
+    # True when the stored key could not be decrypted (the data dir's key file was replaced or lost):
+    # such a connection is never routed to, and the admin API asks for the key again.
+    credential_error: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +125,7 @@ class ConfigSnapshot:
         keys = tuple(api_keys)
         by_provider: dict[str, list[Connection]] = {}
         for conn in conns:
-            if conn.enabled:
+            if conn.enabled and not conn.credential_error:
                 by_provider.setdefault(conn.provider, []).append(conn)
         ordered = {p: tuple(sorted(cs, key=lambda c: (c.priority, c.name, c.id))) for p, cs in by_provider.items()}
         return cls(

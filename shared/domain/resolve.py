@@ -60,9 +60,25 @@ def resolve_model(model: str, snapshot: ConfigSnapshot) -> Route:
     return _unprefixed_route(model, snapshot)
 
 
+def _refuse_unreadable(owner: str, label: str, requested: str, snapshot: ConfigSnapshot) -> None:
+    """No usable connection, but some whose stored key cannot be decrypted: say so, never call keyless."""
+    broken = [c.id for c in snapshot.connections if c.provider == owner and c.credential_error]
+    if broken:
+        raise ModelNotFound(
+            f"The model `{requested}` needs a {label} connection; the stored key of {', '.join(broken)} cannot "
+            "be decrypted (was secret.key replaced?). Send the key again with PATCH /api/providers/{id}.",
+            param="model",
+            provider=owner,
+            code="credential_unreadable",
+        )
+
+
 def _node_route(node: ProviderNode, model: str, snapshot: ConfigSnapshot) -> Route:
     wire = WireFormat(node.api_type)
-    conns: tuple[Connection | None, ...] = snapshot.connections_by_provider.get(node.id, ()) or (None,)
+    conns: tuple[Connection | None, ...] = snapshot.connections_by_provider.get(node.id, ())
+    if not conns:
+        _refuse_unreadable(node.id, node.name, f"{node.prefix}/{model}", snapshot)
+        conns = (None,)
     return Route(
         provider_id=node.id,
         prefix=node.prefix,
@@ -78,6 +94,7 @@ def _node_route(node: ProviderNode, model: str, snapshot: ConfigSnapshot) -> Rou
 def _spec_route(spec: ProviderSpec, model: str, snapshot: ConfigSnapshot, *, requested: str) -> Route:
     conns: tuple[Connection | None, ...] = snapshot.connections_by_provider.get(spec.id, ())
     if not conns:
+        _refuse_unreadable(spec.id, spec.name, requested, snapshot)
         if spec.auth is not AuthKind.NONE:
             raise ModelNotFound(
                 f"The model `{requested}` needs a {spec.name} connection, and none is configured or enabled. "

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 from shared.domain.config import Kind, Record
 from shared.domain.keys import display_form, generate_key, hash_key, mask_secret
 from shared.errors import Conflict, InvalidRequest, NotFound, NotSupported
-from shared.ports import Cipher, ConfigStore
+from shared.ports import Cipher, ConfigStore, DecryptionFailed
 from shared.providers.catalog import PROVIDERS, get_provider
 from shared.providers.spec import AuthKind, WireFormat
 from shared.services.snapshot import secret_context
@@ -107,8 +107,16 @@ class ConfigService:
     def connection_view(self, r: Record) -> dict[str, Any]:
         d = dict(r.data)
         secret = d.pop("apiKey", None)
-        d["apiKey"] = mask_secret(self._cipher.decrypt(secret, secret_context(r.kind, r.id))) if secret else None
-        return {"id": r.id, **d, "version": r.version, "updatedAt": r.updated_at}
+        view: dict[str, Any] = {"id": r.id, **d, "apiKey": None}
+        if isinstance(secret, str):
+            try:
+                view["apiKey"] = mask_secret(self._cipher.decrypt(secret, secret_context(r.kind, r.id)))
+            except DecryptionFailed:
+                view["credentialError"] = (
+                    "The stored API key cannot be decrypted with this data dir's secret.key (was the file replaced?). "
+                    "Restore the original secret.key, or send the key again with PATCH."
+                )
+        return {**view, "version": r.version, "updatedAt": r.updated_at}
 
     def list_connections(self) -> list[dict[str, Any]]:
         recs = sorted(

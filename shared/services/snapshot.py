@@ -25,7 +25,7 @@ from shared.domain.config import (
     ProviderNode,
     Record,
 )
-from shared.ports import Cipher, ConfigStore
+from shared.ports import Cipher, ConfigStore, DecryptionFailed
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,13 @@ def build_snapshot(records: Iterable[Record], cipher: Cipher) -> ConfigSnapshot:
         d = r.data
         if r.kind == Kind.PROVIDER:
             secret = d.get("apiKey")
-            api_key = cipher.decrypt(secret, secret_context(r.kind, r.id)) if isinstance(secret, str) else None
+            api_key, broken = None, False
+            if isinstance(secret, str):
+                try:
+                    api_key = cipher.decrypt(secret, secret_context(r.kind, r.id))
+                except DecryptionFailed:
+                    broken = True
+                    log.error("the stored key of connection %s cannot be decrypted; re-enter it", r.id)
             conns.append(
                 Connection(
                     id=r.id,
@@ -56,6 +62,7 @@ def build_snapshot(records: Iterable[Record], cipher: Cipher) -> ConfigSnapshot:
                     priority=int(d.get("priority") or 0),
                     enabled=bool(d.get("enabled", True)),
                     default_model=d.get("defaultModel") or None,
+                    credential_error=broken,
                 )
             )
         elif r.kind == Kind.NODE:

@@ -34,7 +34,7 @@ class Gateway:
     def v1(self) -> str:
         return self.base_url + "/v1"
 
-    def start(self, timeout: float = 30.0) -> Gateway:
+    def start(self, timeout: float = 30.0, args: tuple[str, ...] = ()) -> Gateway:
         env = {
             **os.environ,
             "OMNIROUTE_ADMIN_TOKEN": ADMIN_TOKEN,
@@ -46,7 +46,7 @@ class Gateway:
         # The installed console script, exactly what a user runs.
         omniroute = Path(sys.executable).with_name("omniroute")
         self.proc = subprocess.Popen(
-            [str(omniroute), "serve", "--port", str(self.port)],
+            [str(omniroute), "serve", "--port", str(self.port), *args],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,

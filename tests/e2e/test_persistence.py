@@ -101,3 +101,60 @@ def test_generated_admin_token_is_printed_once_and_stored_private(tmp_path: Path
     gw.start()
     assert gw.log().count(token) == 1  # not printed again on the second start
     gw.stop()
+
+
+def test_a_second_serve_on_the_same_data_dir_is_refused(fresh_gateway: Gateway, fake_upstream: ServerThread) -> None:
+    fresh_gateway.start()
+    ids = configure(fresh_gateway, fake_upstream)
+    second = Gateway(data_dir=fresh_gateway.data_dir)
+    with pytest.raises(RuntimeError, match="in use by another `omniroute serve`"):
+        second.start(timeout=20)
+    assert_serving(fresh_gateway, ids)  # the first one is untouched and still owns its configuration
+
+
+def test_lost_secret_key_is_never_silently_replaced(fresh_gateway: Gateway, fake_upstream: ServerThread) -> None:
+    fresh_gateway.start()
+    ids = configure(fresh_gateway, fake_upstream)
+    fresh_gateway.stop()
+    key_file = fresh_gateway.data_dir / "secret.key"
+    key_file.rename(fresh_gateway.data_dir.parent / "secret.key.lost")
+    snapshot_before = (fresh_gateway.data_dir / "config.json").read_bytes()
+
+    with pytest.raises(RuntimeError, match=r"secret\.key is missing(.|\n)*--new-secret-key"):
+        fresh_gateway.start(timeout=20)
+    assert not key_file.exists()  # no new key was made behind the owner's back
+    assert (fresh_gateway.data_dir / "config.json").read_bytes() == snapshot_before
+
+    # The owner chooses to go on with a new key: everything else still works, the unreadable keys are named.
+    fresh_gateway.start(args=("--new-secret-key",))
+    assert ids["conn"] in fresh_gateway.log() and "cannot be decrypted" in fresh_gateway.log()
+    with gateway_client(fresh_gateway, ids) as client:
+        assert client.post("/chat/completions", json=chat("ds/deepseek-chat")).json()["error"]["code"] == (
+            "credential_unreadable"
+        )
+    with fresh_gateway.admin() as admin:
+        view = admin.get(f"/providers/{ids['conn']}").json()["connection"]
+        assert view["apiKey"] is None and "cannot be decrypted" in view["credentialError"]
+        assert admin.patch(f"/providers/{ids['conn']}", json={"apiKey": UPSTREAM_KEY}).status_code == 200
+    with gateway_client(fresh_gateway, ids) as client:
+        assert client.post("/chat/completions", json=chat("ds/deepseek-chat")).status_code == 200
+
+
+def test_replaced_secret_key_keeps_serving_what_it_can(fresh_gateway: Gateway, fake_upstream: ServerThread) -> None:
+    fresh_gateway.start()
+    ids = configure(fresh_gateway, fake_upstream)
+    fresh_gateway.stop()
+    (fresh_gateway.data_dir / "secret.key").write_bytes(b"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=")
+    fresh_gateway.start()
+    with gateway_client(fresh_gateway, ids) as client:
+        assert client.get("/models").status_code == 200  # keys, nodes, settings all still work
+        resp = client.post("/chat/completions", json=chat("fake/custom-1"))
+        assert resp.status_code == 404 and resp.json()["error"]["code"] == "credential_unreadable"
+
+
+def chat(model: str) -> dict[str, object]:
+    return {"model": model, "messages": MSG}
+
+
+def gateway_client(gw: Gateway, ids: dict[str, str]) -> httpx.Client:
+    return httpx.Client(base_url=gw.v1, headers={"authorization": f"Bearer {ids['key']}"}, timeout=10)
