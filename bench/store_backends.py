@@ -17,8 +17,9 @@ Operations (each timed call by call with perf_counter, after a warm-up):
                         model): the shape of the counter and breaker writes the State table will take
     query 20            Query of one kind holding 20 records, consistent read
     list_all 30         Scan of the 30-record table: what every configuration reload costs
-    locked create       `LockedConfigStore.create` as local mode runs it: the create, then list_all and a JSON
-                        snapshot of the table written with fsync (file, rename, directory)
+    locked create       `LockedConfigStore.create` as local mode runs it: the create, then a JSON snapshot of
+                        its write-through copy written with fsync (file, rename, directory)
+    locked list_all     `LockedConfigStore.list_all`: what a local configuration reload costs (no scan)
     write_snapshot 30   the snapshot write alone (JSON + fsync + rename + directory fsync)
 
 Backends are measured in alternating rounds (fresh tables each round) so that drift hits both.
@@ -111,6 +112,7 @@ OPERATIONS: Final = (
     "query 20",
     "list_all 30",
     "locked create",
+    "locked list_all",
     "write_snapshot 30",
 )
 DESCRIPTIONS: Final = {
@@ -121,7 +123,8 @@ DESCRIPTIONS: Final = {
     "conditional ADD": "UpdateItem ADD if ver=",
     "query 20": "Query, 20 items",
     "list_all 30": "Scan, 30 items (reload)",
-    "locked create": "create+list_all+fsync",
+    "locked create": "create+snapshot+fsync",
+    "locked list_all": "write-through copy",
     "write_snapshot 30": "JSON+fsync+rename",
 }
 
@@ -211,8 +214,12 @@ def measure_backend(endpoint: str | None, backend: str, results: Results, iterat
         new_id[0] = "provider-new-" + uuid.uuid4().hex[:12]
         locked.create("provider", new_id[0], _data("provider", 9))
 
+    def locked_remove() -> None:
+        locked.delete("provider", new_id[0])  # through the copy too, so it stays at 30 records
+
     timed(sample("create"), create, iterations, warmup, remove)
-    timed(sample("locked create"), locked_create, iterations, warmup, remove)
+    timed(sample("locked create"), locked_create, iterations, warmup, locked_remove)
+    timed(sample("locked list_all"), locked.list_all, iterations, warmup, _nothing)
     snapshot = snapshot_dir / "bench-snapshot.json"
     timed(sample("write_snapshot 30"), lambda: write_snapshot(snapshot, records), iterations, warmup, _nothing)
     assert len(store.list_all()) == sum(SEED.values())
