@@ -55,6 +55,8 @@ from typing import Any, Final, cast
 import httpx
 import orjson
 
+from bench.stats import percentile
+
 REPO_ROOT: Final = Path(__file__).resolve().parents[1]
 HOST: Final = "127.0.0.1"
 UPSTREAM_MODEL: Final = "gpt-4o-mini"
@@ -234,16 +236,6 @@ class _AsyncConnection(asyncio.Protocol):
 # --------------------------------------------------------------------------------------------
 # Statistics and formatting
 # --------------------------------------------------------------------------------------------
-
-
-def percentile(sorted_values: Sequence[float], p: float) -> float:
-    """Linear interpolation between closest ranks (numpy's default)."""
-    if not sorted_values:
-        return math.nan
-    k = (len(sorted_values) - 1) * p / 100
-    lo = math.floor(k)
-    hi = min(lo + 1, len(sorted_values) - 1)
-    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (k - lo)
 
 
 @dataclass

@@ -43,6 +43,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+from bench.stats import percentile
+
 REGION: Final = "us-east-1"
 # The seeded configuration: 20 custom models (the queried kind), 6 connections, 2 nodes, 1 key, settings.
 SEED: Final = {"model": 20, "provider": 6, "node": 2, "apikey": 1, "settings": 1}
@@ -81,15 +83,6 @@ def _data(kind: str, i: int) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------
 # Measurement
 # --------------------------------------------------------------------------------------------
-
-
-def percentile(sorted_values: Sequence[float], p: float) -> float:
-    if not sorted_values:
-        return math.nan
-    k = (len(sorted_values) - 1) * p / 100
-    lo = math.floor(k)
-    hi = min(lo + 1, len(sorted_values) - 1)
-    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (k - lo)
 
 
 @dataclass
