@@ -12,6 +12,7 @@
     ├── RateLimited           429     raised by the gateway itself (budgets, limits)
     ├── UpstreamRejected      4xx     the upstream answered 4xx: status and body are relayed faithfully
     ├── UpstreamFailed        502     upstream 5xx, refused connection, broken stream
+    ├── GatewayBusy           503     the gateway's own upstream connection pool is exhausted
     └── UpstreamTimeout       504     upstream did not answer in time
 
 Errors carry structured fields; they are turned into HTTP responses in each caller's wire format in one place
@@ -127,6 +128,12 @@ class UpstreamFailed(GatewayError):
     status = 502
     type = "upstream_error"
     default_code = "upstream_error"
+
+
+class GatewayBusy(GatewayError):
+    status = 503
+    type = "overloaded_error"
+    default_code = "gateway_busy"
 
 
 class UpstreamTimeout(GatewayError):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, model_validator
 
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 Secret = Annotated[str, Field(min_length=1, max_length=8192)]
@@ -17,6 +17,7 @@ ApiType = Annotated[str, Field(min_length=1, max_length=32)]
 
 
 class _Body(BaseModel):
+    # Strict where JSON has the type: `true` is no priority and "yes" is no boolean.
     model_config = ConfigDict(extra="forbid")
 
     # Fields that may be sent as null to clear them; for every other field null is an error.
@@ -42,8 +43,8 @@ class ConnectionCreate(_Body):
     name: Name | None = None
     apiKey: Secret | None = None
     baseUrl: Url | None = None
-    priority: int = Field(default=0, ge=-1_000_000, le=1_000_000)
-    enabled: bool = True
+    priority: StrictInt = Field(default=0, ge=-1_000_000, le=1_000_000)
+    enabled: StrictBool = True
     defaultModel: ModelId | None = None
 
 
@@ -52,8 +53,8 @@ class ConnectionUpdate(_Body):
     name: Name | None = None
     apiKey: Secret | None = None
     baseUrl: Url | None = None
-    priority: int | None = Field(default=None, ge=-1_000_000, le=1_000_000)
-    enabled: bool | None = None
+    priority: StrictInt | None = Field(default=None, ge=-1_000_000, le=1_000_000)
+    enabled: StrictBool | None = None
     defaultModel: ModelId | None = None
 
 
@@ -85,8 +86,8 @@ class KeyCreate(_Body):
 
 class KeyUpdate(_Body):
     name: Name | None = None
-    enabled: bool | None = None
+    enabled: StrictBool | None = None
 
 
 class SettingsUpdate(_Body):
-    requireApiKey: bool | None = None
+    requireApiKey: StrictBool | None = None

@@ -9,15 +9,21 @@ from collections.abc import AsyncIterator, Mapping
 
 import httpx
 
-from shared.errors import UpstreamFailed, UpstreamTimeout
+from shared.errors import GatewayBusy, UpstreamFailed, UpstreamTimeout
 
 
 def _translate(exc: httpx.HTTPError, url: str) -> Exception:
     host = httpx.URL(url).host
+    if isinstance(exc, httpx.PoolTimeout):
+        # Our own limit, not the upstream's fault: every pooled connection is busy.
+        return GatewayBusy("All upstream connections of this gateway are busy; retry shortly.", retry_after=1)
     if isinstance(exc, httpx.TimeoutException):
         return UpstreamTimeout(f"The upstream {host} did not answer in time ({type(exc).__name__}).")
     if isinstance(exc, httpx.ConnectError):
         return UpstreamFailed(f"Could not connect to the upstream {host}: {exc or type(exc).__name__}.")
+    if isinstance(exc, httpx.LocalProtocolError):
+        # Its text quotes the offending request line or header, which may be a credential: never relay it.
+        return UpstreamFailed(f"The request to the upstream {host} could not be sent (invalid header or URL).")
     return UpstreamFailed(f"The upstream {host} broke the connection ({type(exc).__name__}: {exc}).")
 
 

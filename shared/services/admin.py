@@ -57,7 +57,7 @@ def validate_base_url(value: str, field: str = "baseUrl") -> str:
         raise bad("must be an http(s) URL")
     if parts.username is not None or parts.password is not None:
         raise bad("must not carry credentials (put the key in `apiKey`, where it is encrypted)")
-    if parts.query or parts.fragment:
+    if parts.query or parts.fragment or "?" in value or "#" in value:
         raise bad("must not have a query or fragment")
     if not _valid_host(host):
         raise bad("has a host name that is not valid")
@@ -78,6 +78,35 @@ def _valid_host(host: str) -> bool:
     except UnicodeError:
         return False
     return len(ascii_host) <= 253 and bool(_HOST_LABELS.match(ascii_host))
+
+
+_SECRET_RE = re.compile(r"^[\x21-\x7e]+$")
+
+
+def clean_secret(value: object) -> str:
+    """An upstream credential as it will travel in a header: visible ASCII, no spaces or line breaks.
+
+    Surrounding whitespace (a pasted newline) is dropped; anything else is refused, because a header
+    cannot carry it and the HTTP library's complaint would quote the header, credential and all.
+    """
+    secret = str(value).strip()
+    if not _SECRET_RE.match(secret):
+        raise InvalidRequest(
+            "`apiKey` must be visible ASCII characters without spaces or line breaks.",
+            param="apiKey",
+            code="invalid_value",
+        )
+    return secret
+
+
+def check_model_id(value: object, field: str) -> str:
+    model_id = str(value).strip()
+    # Part of a record's sort key (DynamoDB caps keys at 1024 bytes); control characters could never be sent.
+    if not model_id or len(model_id.encode("utf-8")) > 512 or any(ord(c) < 0x20 or ord(c) == 0x7F for c in model_id):
+        raise InvalidRequest(
+            f"`{field}` must be 1 to 512 bytes without control characters.", param=field, code="invalid_value"
+        )
+    return model_id
 
 
 class ConfigService:
@@ -136,7 +165,7 @@ class ConfigService:
                 "OAuth linking arrives with the companion.",
                 param="provider",
             )
-        api_key = fields.get("apiKey")
+        api_key = clean_secret(fields["apiKey"]) if fields.get("apiKey") is not None else None
         # A node may be keyless (a local server); a catalogue API-key provider never is.
         if owner.auth is AuthKind.API_KEY and not api_key and not owner.is_node:
             raise InvalidRequest(
@@ -149,7 +178,9 @@ class ConfigService:
             "priority": int(fields.get("priority") or 0),
             "enabled": bool(fields.get("enabled", True)),
             "baseUrl": validate_base_url(fields["baseUrl"]) if fields.get("baseUrl") else None,
-            "defaultModel": fields.get("defaultModel") or None,
+            "defaultModel": check_model_id(fields["defaultModel"], "defaultModel")
+            if fields.get("defaultModel")
+            else None,
             "createdAt": _now(),
         }
         if api_key:
@@ -161,13 +192,17 @@ class ConfigService:
     def update_connection(self, id: str, fields: Mapping[str, Any]) -> dict[str, Any]:
         rec = self._require(Kind.PROVIDER, id)
         data = dict(rec.data)
-        for name in ("name", "priority", "enabled", "defaultModel"):
+        for name in ("name", "priority", "enabled"):
             if name in fields:
                 data[name] = fields[name]
+        if "defaultModel" in fields:
+            default = fields["defaultModel"]
+            data["defaultModel"] = check_model_id(default, "defaultModel") if default else None
         if "baseUrl" in fields:
             data["baseUrl"] = validate_base_url(fields["baseUrl"]) if fields["baseUrl"] else None
-        if fields.get("apiKey"):
-            data["apiKey"] = self._cipher.encrypt(str(fields["apiKey"]), secret_context(Kind.PROVIDER, id))
+        if fields.get("apiKey") is not None:
+            secret = clean_secret(fields["apiKey"])
+            data["apiKey"] = self._cipher.encrypt(secret, secret_context(Kind.PROVIDER, id))
         updated = self._store.update(Kind.PROVIDER, id, data, rec.version)
         self._on_change()
         return self.connection_view(updated)
@@ -291,10 +326,7 @@ class ConfigService:
 
     def create_model(self, fields: Mapping[str, Any]) -> dict[str, Any]:
         owner = self._owner(str(fields["provider"])).id
-        model_id = str(fields["modelId"]).strip()
-        # The id is part of the record's sort key, which DynamoDB caps at 1024 bytes.
-        if not model_id or len(model_id.encode("utf-8")) > 512:
-            raise InvalidRequest("`modelId` must be 1 to 512 bytes.", param="modelId", code="invalid_value")
+        model_id = check_model_id(fields["modelId"], "modelId")
         data = {"provider": owner, "modelId": model_id, "name": fields.get("modelName") or model_id}
         rec = self._store.create(Kind.MODEL, f"{owner}#{model_id}", data)
         self._on_change()

@@ -9,6 +9,7 @@ chunk we asked for is dropped again when the client did not ask for it.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,7 +23,7 @@ from shared.domain.usage import Usage
 from shared.errors import GatewayError, NotSupported, UpstreamFailed, UpstreamRejected
 from shared.formats.errors import openai_error_object, upstream_error_message
 from shared.formats.openai_chat import usage_from_openai
-from shared.formats.sse import SseFramer, frame_data
+from shared.formats.sse import FrameTooLarge, SseFramer, frame_data
 from shared.ports import UpstreamClient, UpstreamResponse
 from shared.providers.spec import AuthHeader, WireFormat
 
@@ -127,7 +128,11 @@ class ChatService:
             payload["stream_options"] = options
         headers = upstream_headers(route, connection, stream=stream)
         url = route.base_url_for(connection) + "/chat/completions"
-        resp = await self._upstream.send("POST", url, headers, orjson.dumps(payload), stream=stream)
+        try:
+            resp = await self._upstream.send("POST", url, headers, orjson.dumps(payload), stream=stream)
+        except GatewayError as err:
+            err.provider = err.provider or route.provider_id
+            raise
         try:
             await _raise_for_status(resp, route)
             reply_headers = {
@@ -179,27 +184,37 @@ def _json_usage(raw: bytes, route: Route) -> Usage | None:
     return usage_from_openai(doc.get("usage"))
 
 
+_FINISH = re.compile(rb'"finish_reason"\s*:\s*"')
+
+
+@dataclass(slots=True)
+class _RelayState:
+    """What the relay has seen so far: the sentinel, and whether the answer finished."""
+
+    saw_done: bool = False
+    saw_finish: bool = False
+
+
 async def _relay(resp: UpstreamResponse, client_wants_usage: bool, outcome: Outcome) -> AsyncIterator[bytes]:
     framer = SseFramer()
-    saw_done = False
+    state = _RelayState()
     try:
         async for chunk in resp.aiter_bytes():
-            out: list[bytes] = []
-            for frame in framer.feed(chunk):
-                data = frame_data(frame)
-                if data == b"[DONE]":
-                    saw_done = True
-                elif data is not None and b'"usage"' in data:
-                    keep = _inspect_usage(data, outcome, client_wants_usage)
-                    if not keep:
-                        continue
-                out.append(frame)
+            out = [f for f in framer.feed(chunk) if _keep(f, state, outcome, client_wants_usage)]
             if out:
                 yield b"".join(out)
         rest = framer.flush()
         if rest.strip():
-            yield rest + b"\n\n"
-        if not saw_done:
+            # The upstream closed mid-frame or without the final blank line: treat it as the last frame.
+            last = rest + b"\n\n"
+            if _keep(last, state, outcome, client_wants_usage):
+                yield last
+        if not state.saw_done:
+            if not state.saw_finish:
+                raise UpstreamFailed(
+                    "The upstream ended the stream before finishing its answer (no finish_reason, no [DONE]).",
+                    provider=outcome.provider,
+                )
             # Some OpenAI-compatible upstreams end without the sentinel; OpenAI clients expect exactly one.
             yield _DONE_FRAME
     except Exception as exc:
@@ -207,6 +222,9 @@ async def _relay(resp: UpstreamResponse, client_wants_usage: bool, outcome: Outc
         if isinstance(exc, GatewayError):
             err = exc
             log.warning("stream from %s (%s) ended early: %.300s", outcome.provider, outcome.model, err.message)
+        elif isinstance(exc, FrameTooLarge):
+            err = UpstreamFailed(f"The upstream sent an event too large to relay ({exc}).")
+            log.warning("stream from %s (%s): %s", outcome.provider, outcome.model, exc)
         else:
             err = UpstreamFailed("The gateway failed while relaying the stream; see its log.")
             log.exception("relaying the stream from %s (%s) failed", outcome.provider, outcome.model)
@@ -216,18 +234,34 @@ async def _relay(resp: UpstreamResponse, client_wants_usage: bool, outcome: Outc
         await resp.aclose()
 
 
+def _keep(frame: bytes, state: _RelayState, outcome: Outcome, client_wants_usage: bool) -> bool:
+    """Inspect one frame on its way through; False drops it."""
+    data = frame_data(frame)
+    if data is None:
+        return True  # comments and keepalives pass
+    if data == b"[DONE]":
+        keep = not state.saw_done  # exactly one sentinel
+        state.saw_done = True
+        return keep
+    if state.saw_done:
+        return False  # nothing after the sentinel reaches an OpenAI client
+    if not state.saw_finish and _FINISH.search(data):
+        state.saw_finish = True
+    if b'"usage"' in data:
+        return _inspect_usage(data, outcome, client_wants_usage)
+    return True
+
+
 def _inspect_usage(data: bytes, outcome: Outcome, client_wants_usage: bool) -> bool:
     """Record usage from a chunk; False means drop the chunk (a usage-only chunk the client did not ask for)."""
     try:
         doc = orjson.loads(data)
     except orjson.JSONDecodeError:
         return True
-    if not isinstance(doc, dict):
-        return True
-    usage = usage_from_openai(doc.get("usage"))
+    if not isinstance(doc, dict) or not isinstance(doc.get("usage"), dict):
+        return True  # `"usage": null` rides on ordinary chunks (and on Azure's prompt-filter chunk): keep them
+    usage = usage_from_openai(doc["usage"])
     if usage is not None:
         outcome.usage = usage
-    if client_wants_usage:
-        return True
     # Usage riding on a chunk that also carries choices is harmless; a usage-only chunk is not asked for.
-    return bool(doc.get("choices"))
+    return client_wants_usage or bool(doc.get("choices"))

@@ -1,9 +1,18 @@
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared.formats.sse import SseFramer, frame_data
+from shared.formats.sse import FrameTooLarge, SseFramer, frame_data
 
-STREAM = b'data: {"a":1}\n\n: keepalive\n\nevent: message\ndata: {"b":2}\n\ndata: {"c":\r\n\r\ndata: [DONE]\n\n'
+STREAM = (
+    b'data: {"a":1}\n\n'
+    b": keepalive\n\n"
+    b'event: message\ndata: {"b":2}\n\n'
+    b'data: {"c":\r\n\r\n'
+    b'data: {"d":4}\r\r'
+    b'data: {"e":5}\r\n\n'
+    b"data: [DONE]\n\n"
+)
 
 
 def frames_of(chunks: list[bytes]) -> list[bytes]:
@@ -18,7 +27,15 @@ def frames_of(chunks: list[bytes]) -> list[bytes]:
 def test_whole_stream_yields_each_frame_verbatim() -> None:
     frames = frames_of([STREAM])
     assert b"".join(frames) == STREAM
-    assert [frame_data(f) for f in frames] == [b'{"a":1}', None, b'{"b":2}', b'{"c":', b"[DONE]"]
+    assert [frame_data(f) for f in frames] == [
+        b'{"a":1}',
+        None,
+        b'{"b":2}',
+        b'{"c":',
+        b'{"d":4}',
+        b'{"e":5}',
+        b"[DONE]",
+    ]
 
 
 @given(st.lists(st.integers(min_value=0, max_value=len(STREAM)), max_size=12))
@@ -37,4 +54,27 @@ def test_partial_frame_is_kept_until_complete_and_flush_returns_a_cut_tail() -> 
 
 
 def test_multiline_data_is_joined_with_newlines() -> None:
-    assert frame_data(b"data: one\ndata:two\n\n") == b"one\ntwo"
+    assert frame_data(b"data: one\ndata:two\ndata:  three\n\n") == b"one\ntwo\n three"
+
+
+def test_trailing_cr_waits_for_a_possible_lf() -> None:
+    framer = SseFramer()
+    assert framer.feed(b"data: x\r\n\r") == []  # the last \r may be the start of \r\n
+    assert framer.feed(b"\ndata: y") == [b"data: x\r\n\r\n"]
+
+
+def test_a_frame_beyond_the_limit_is_refused() -> None:
+    framer = SseFramer(max_frame=1000)
+    framer.feed(b"data: " + b"x" * 900)
+    with pytest.raises(FrameTooLarge):
+        framer.feed(b"x" * 200)
+
+
+def test_many_small_chunks_of_one_large_frame() -> None:
+    framer = SseFramer()
+    payload = b"data: " + b"y" * 300_000
+    out: list[bytes] = []
+    for i in range(0, len(payload), 1000):
+        out += framer.feed(payload[i : i + 1000])
+    out += framer.feed(b"\n\n")
+    assert out == [payload + b"\n\n"]
