@@ -14,6 +14,7 @@ from shared.formats.openai_chat import parse_json_object, validate_chat_request,
 from shared.services.auth import authenticate, guard_browser_origin, presented_key, require_api_key
 from shared.services.chat import JsonReply
 from shared.services.container import Services
+from shared.web.disconnect import ClientGone, unless_disconnected
 from shared.web.errors import add_error_handlers
 from shared.web.request_id import RequestIdMiddleware
 from shared.web.streaming import RelayResponse
@@ -48,7 +49,10 @@ async def chat_completions(request: Request, snapshot: SnapshotDep, key: ApiKeyD
     validate_chat_request(body)
     stream = wants_stream(body, request.headers.get("accept"))
     route = resolve_model(body["model"], snapshot)
-    reply = await _services(request).chat.complete(body, route, stream=stream)
+    try:
+        reply = await unless_disconnected(request.receive, _services(request).chat.complete(body, route, stream=stream))
+    except ClientGone:
+        return Response(status_code=499)  # nginx's "client closed request"; nobody is there to read it
     if isinstance(reply, JsonReply):
         return Response(reply.body, status_code=reply.status, media_type="application/json", headers=reply.headers)
     return RelayResponse(reply.chunks, on_close=reply.aclose, headers={**_SSE_HEADERS, **reply.headers})

@@ -5,6 +5,7 @@ httpx exceptions are turned into the gateway's error tree here, so nothing above
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Mapping
 
 import httpx
@@ -25,6 +26,26 @@ def _translate(exc: httpx.HTTPError, url: str) -> Exception:
         # Its text quotes the offending request line or header, which may be a credential: never relay it.
         return UpstreamFailed(f"The request to the upstream {host} could not be sent (invalid header or URL).")
     return UpstreamFailed(f"The upstream {host} broke the connection ({type(exc).__name__}: {exc}).")
+
+
+class _Abandoned(Exception):
+    """Raised inside httpcore (from the trace hook) to stop a request whose client is gone."""
+
+
+class _Flight:
+    """Where one request is: httpcore reports its steps through the `trace` extension."""
+
+    __slots__ = ("abandoned", "established")
+
+    def __init__(self) -> None:
+        self.established = False
+        self.abandoned = False
+
+    async def trace(self, event: str, info: Mapping[str, object]) -> None:
+        if event.endswith(".send_request_headers.started"):  # http11 or http2: the connection is up
+            self.established = True
+            if self.abandoned:
+                raise _Abandoned("client disconnected before the request was sent")
 
 
 class HttpxResponse:
@@ -63,6 +84,7 @@ class HttpxUpstream:
             follow_redirects=False,
             trust_env=False,
         )
+        self._closing: set[asyncio.Future[None]] = set()
 
     async def send(
         self, method: str, url: str, headers: Mapping[str, str], body: bytes, *, stream: bool
@@ -72,7 +94,7 @@ class HttpxUpstream:
         except (httpx.InvalidURL, httpx.UnsupportedProtocol, ValueError) as exc:
             raise UpstreamFailed(f"The configured upstream URL cannot be used: {exc}.") from exc
         try:
-            resp = await self._client.send(request, stream=True)
+            resp = await self._send_cancel_safe(request)
         except httpx.HTTPError as exc:
             raise _translate(exc, url) from exc
         wrapped = HttpxResponse(resp, url)
@@ -82,6 +104,36 @@ class HttpxUpstream:
             finally:
                 await resp.aclose()
         return wrapped
+
+    async def _send_cancel_safe(self, request: httpx.Request) -> httpx.Response:
+        """Send, and on cancellation (the client hung up) stop the request without harming the pool.
+
+        httpcore 1.0.9 leaks a pool slot for good when a request is cancelled after the pool gave it a new
+        connection but before that connection was established (encode/httpcore#1093, open): enough
+        hang-ups under load and every later request fails with PoolTimeout. So a request is only
+        cancelled once its connection is up; before that it is marked, and its trace hook aborts it with an
+        ordinary exception at the first safe point, which httpcore cleans up correctly.
+        """
+        flight = _Flight()
+        request.extensions["trace"] = flight.trace
+        inner = asyncio.ensure_future(self._client.send(request, stream=True))
+        try:
+            return await asyncio.shield(inner)
+        except asyncio.CancelledError:
+            if flight.established:
+                inner.cancel()
+            else:
+                flight.abandoned = True
+            inner.add_done_callback(self._discard)
+            raise
+
+    def _discard(self, task: asyncio.Future[httpx.Response]) -> None:
+        """An abandoned request that still produced a response: close it so its connection returns."""
+        if task.cancelled() or task.exception() is not None:
+            return
+        closer = asyncio.ensure_future(task.result().aclose())
+        self._closing.add(closer)
+        closer.add_done_callback(self._closing.discard)
 
     async def aclose(self) -> None:
         await self._client.aclose()

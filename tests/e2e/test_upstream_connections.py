@@ -87,3 +87,35 @@ def test_stream_answered_with_json_error_is_a_502_not_an_empty_stream(gateway: G
     )
     assert resp.status_code == 502
     assert "quota exceeded" in resp.json()["error"]["message"]
+
+
+def test_client_gone_before_the_answer_cancels_the_upstream_call(tmp_path: Path, fake_upstream: ServerThread) -> None:
+    """With one pooled connection, an abandoned slow request must not make the next one wait for it."""
+    gw = Gateway(
+        data_dir=tmp_path / "d",
+        env_extra={"OMNIROUTE_UPSTREAM_MAX_CONNECTIONS": "1", "OMNIROUTE_UPSTREAM_CONNECT_TIMEOUT": "3"},
+    ).start()
+    try:
+        gw.admin_post("/provider-nodes", {"prefix": "fake", "baseUrl": fake_upstream.base_url + "/v1"})
+        gw.admin_post("/providers", {"provider": "fake", "apiKey": UPSTREAM_KEY})
+        for stream in (False, True):
+            body = orjson.dumps(
+                {"model": "fake/slow-8000", "stream": stream, "messages": [{"role": "user", "content": "x"}]}
+            )
+            with socket.create_connection(("127.0.0.1", gw.port)) as sock:
+                sock.sendall(
+                    b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+                    + f"content-length: {len(body)}\r\n\r\n".encode()
+                    + body
+                )
+                time.sleep(0.3)  # the gateway is now waiting on the upstream, holding the only connection
+            start = time.monotonic()
+            ok = httpx.post(
+                gw.v1 + "/chat/completions",
+                timeout=10,
+                json={"model": "fake/gpt-4o-mini", "messages": [{"role": "user", "content": "x"}]},
+            )
+            assert ok.status_code == 200, ok.text
+            assert time.monotonic() - start < 2.5  # not the 8 s the abandoned call would have held it
+    finally:
+        gw.stop()
