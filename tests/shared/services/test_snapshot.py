@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from shared.domain.config import Record
+from shared.errors import GatewayBusy
 from shared.services.snapshot import ConfigCache
 
 
@@ -60,12 +61,12 @@ async def test_first_load_waits_once_for_concurrent_callers() -> None:
 async def test_expired_copy_is_served_while_one_background_reload_runs() -> None:
     store = SlowStore()
     store.records = [key_record(1)]
-    cache = ConfigCache(store, PlainCipher(), ttl=0.01)  # type: ignore[arg-type]
+    cache = ConfigCache(store, PlainCipher(), ttl=0.3)  # type: ignore[arg-type]
     first = await cache.current()
     store.records = [key_record(2)]
     store.gate.clear()  # the next scan hangs
-    await asyncio.sleep(0.02)
-    served = await asyncio.wait_for(asyncio.gather(*(cache.current() for _ in range(50))), timeout=1)
+    await asyncio.sleep(0.35)  # past the TTL, inside the grace period
+    served = await asyncio.wait_for(asyncio.gather(*(cache.current() for _ in range(50))), timeout=0.2)
     assert all(s is first for s in served)  # nobody waited for the hanging scan
     for _ in range(100):
         if store.scans == 2:
@@ -81,20 +82,34 @@ async def test_expired_copy_is_served_while_one_background_reload_runs() -> None
     assert set((await cache.current()).keys_by_hash) == {"h2"}
 
 
-async def test_failed_reload_keeps_the_last_good_snapshot(caplog: pytest.LogCaptureFixture) -> None:
+async def test_a_copy_past_twice_the_ttl_is_never_served_without_a_reload() -> None:
+    """An idle (or frozen) instance must not act on old configuration, e.g. a key revoked meanwhile."""
     store = SlowStore()
     store.records = [key_record(1)]
-    cache = ConfigCache(store, PlainCipher(), ttl=0.01)  # type: ignore[arg-type]
+    cache = ConfigCache(store, PlainCipher(), ttl=0.05)  # type: ignore[arg-type]
+    await cache.current()
+    store.records = [key_record(2)]  # "revoked" key 1
+    await asyncio.sleep(0.12)
+    snaps = await asyncio.gather(*(cache.current() for _ in range(20)))
+    assert all(set(s.keys_by_hash) == {"h2"} for s in snaps)
+    assert store.scans == 2  # the waiting requests shared one reload
+
+
+async def test_failed_reload_keeps_the_last_good_snapshot_up_to_max_stale(caplog: pytest.LogCaptureFixture) -> None:
+    store = SlowStore()
+    store.records = [key_record(1)]
+    cache = ConfigCache(store, PlainCipher(), ttl=0.02, max_stale=0.3)  # type: ignore[arg-type]
     good = await cache.current()
     store.fail = True
-    await asyncio.sleep(0.02)
-    assert await cache.current() is good
-    for _ in range(50):
-        await asyncio.sleep(0.01)
-        if "reload failed" in caplog.text:
-            break
+    await asyncio.sleep(0.05)
+    assert await cache.current() is good  # store down, still fresh enough to serve
     assert "reload failed" in caplog.text
-    assert await cache.current() is good
+    await asyncio.sleep(0.3)
+    with pytest.raises(GatewayBusy) as exc:
+        await cache.current()  # too old to trust: refuse rather than guess
+    assert exc.value.code == "config_unavailable"
+    store.fail = False
+    assert set((await cache.current()).keys_by_hash) == {"h1"}
 
 
 async def test_without_ttl_only_invalidate_reloads() -> None:
