@@ -6,13 +6,14 @@ import fcntl
 import os
 import secrets
 import stat
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from shared.adapters.crypto import AesGcmCipher
+from shared.adapters.crypto import AesGcmCipher, KeyFileError
 from shared.adapters.dynamo.config_store import DynamoConfigStore, bind_config_model, restore_records
 from shared.adapters.dynamo.embedded import Backend, EmbeddedDynamo, LockedConfigStore, SnapshotError, read_snapshot
 from shared.adapters.upstream import HttpxUpstream
@@ -68,6 +69,16 @@ def open_cipher(data_dir: Path, records: list[Record], *, new_key: bool) -> AesG
             f"Restore secret.key from a backup of {data_dir}, or start once with --new-secret-key to continue "
             "with a new key and send those keys again (PATCH /api/providers/<id>)."
         )
+    try:
+        return AesGcmCipher.from_key_file(path)
+    except KeyFileError as exc:
+        if not new_key:
+            raise StartupError(
+                f"{exc}. Restore secret.key from a backup, or start once with --new-secret-key (the unreadable "
+                "file is kept beside it) and send the stored API keys again."
+            ) from exc
+    kept = path.with_name(f"{KEY_FILE}.unreadable-{int(time.time())}")
+    os.replace(path, kept)
     return AesGcmCipher.from_key_file(path)
 
 

@@ -28,21 +28,20 @@ def _float(env: dict[str, str], name: str, default: float) -> float:
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    """Process-wide settings. `cloud` is true inside Lambda; it forces API keys and the private-URL guard."""
+    """Process-wide settings. `cloud` is true inside Lambda, where API keys are always required.
+
+    The cloud's own settings (config cache TTL, private-upstream guard, DynamoDB endpoint) arrive with the
+    serverless entry points; local mode needs none of them.
+    """
 
     cloud: bool
     data_dir: Path
     require_api_key: bool
-    allow_private_upstreams: bool
     admin_token: str | None
     config_table: str
     state_table: str
     usage_table: str
-    dynamo_endpoint: str | None
     region: str
-    # Seconds a gateway instance trusts its in-process copy of the configuration (cloud only; locally the
-    # admin API shares the process and invalidates the copy on every change).
-    config_cache_ttl: float
     upstream_connect_timeout: float
     upstream_read_timeout: float
     upstream_max_connections: int
@@ -56,14 +55,11 @@ class Settings:
             cloud=cloud,
             data_dir=data_dir,
             require_api_key=True if cloud else _flag(env, "OMNIROUTE_REQUIRE_API_KEY", False),
-            allow_private_upstreams=(not cloud) or _flag(env, "OMNIROUTE_ALLOW_PRIVATE_UPSTREAMS", False),
             admin_token=env.get("OMNIROUTE_ADMIN_TOKEN") or None,
             config_table=env.get("CONFIG_TABLE", "ConfigTable"),
             state_table=env.get("STATE_TABLE", "StateTable"),
             usage_table=env.get("USAGE_TABLE", "UsageTable"),
-            dynamo_endpoint=env.get("OMNIROUTE_DYNAMODB_ENDPOINT") or None,
             region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
-            config_cache_ttl=_float(env, "OMNIROUTE_CONFIG_CACHE_TTL", 10.0),
             upstream_connect_timeout=_float(env, "OMNIROUTE_UPSTREAM_CONNECT_TIMEOUT", 10.0),
             upstream_read_timeout=_float(env, "OMNIROUTE_UPSTREAM_READ_TIMEOUT", 600.0),
             upstream_max_connections=int(_float(env, "OMNIROUTE_UPSTREAM_MAX_CONNECTIONS", 200)),

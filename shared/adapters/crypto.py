@@ -7,6 +7,7 @@ associated data, so a ciphertext copied onto another record does not decrypt.
 from __future__ import annotations
 
 import base64
+import binascii
 import os
 import secrets
 from collections.abc import Mapping
@@ -22,6 +23,10 @@ _PREFIX = "enc:v1:"
 
 class CipherError(DecryptionFailed):
     pass
+
+
+class KeyFileError(ValueError):
+    """The key file exists but is not a key (truncated, edited, another format)."""
 
 
 def _aad(context: Mapping[str, str]) -> bytes:
@@ -48,7 +53,10 @@ class AesGcmCipher:
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, path)
-        return cls(base64.b64decode(path.read_bytes().strip()))
+        try:
+            return cls(base64.b64decode(path.read_bytes().strip(), validate=True))
+        except (ValueError, binascii.Error) as exc:
+            raise KeyFileError(f"{path} does not hold a base64 256-bit key ({exc})") from exc
 
     def encrypt(self, plaintext: str, context: Mapping[str, str]) -> str:
         nonce = secrets.token_bytes(12)
@@ -58,8 +66,8 @@ class AesGcmCipher:
     def decrypt(self, ciphertext: str, context: Mapping[str, str]) -> str:
         if not ciphertext.startswith(_PREFIX):
             raise CipherError("not an OmniRoute ciphertext")
-        raw = base64.urlsafe_b64decode(ciphertext[len(_PREFIX) :])
         try:
+            raw = base64.urlsafe_b64decode(ciphertext[len(_PREFIX) :])
             return self._aead.decrypt(raw[:12], raw[12:], _aad(context)).decode("utf-8")
-        except InvalidTag as exc:
+        except (InvalidTag, ValueError, binascii.Error) as exc:
             raise CipherError("credential does not decrypt with this key and record") from exc

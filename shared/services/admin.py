@@ -34,6 +34,16 @@ class Owner(NamedTuple):
     is_node: bool
 
 
+ORPHAN_CLAIM_AGE = 60.0
+
+
+def _age_seconds(timestamp: str) -> float:
+    try:
+        return (datetime.now(UTC) - datetime.fromisoformat(timestamp)).total_seconds()
+    except ValueError:
+        return float("inf")
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
@@ -249,13 +259,27 @@ class ConfigService:
 
     def _claim_prefix(self, prefix: str, node_id: str) -> None:
         """Make the prefix this node's with one conditional write, so two concurrent creates cannot both
-        win (the check in `_check_prefix` only gives the friendly message)."""
+        win (the check in `_check_prefix` only gives the friendly message).
+
+        A claim whose node does not exist a minute after it was made is an orphan (a create that failed
+        between its two writes) and is taken over, again with a conditional write.
+        """
+        taken = InvalidRequest(
+            f"The prefix {prefix!r} is already used by another node.", param="prefix", code="prefix_taken"
+        )
         try:
             self._store.create(Kind.PREFIX, prefix, {"node": node_id})
-        except Conflict as exc:
-            raise InvalidRequest(
-                f"The prefix {prefix!r} is already used by another node.", param="prefix", code="prefix_taken"
-            ) from exc
+            return
+        except Conflict:
+            claim = self._store.get(Kind.PREFIX, prefix)
+        if claim is None or self._store.get(Kind.NODE, str(claim.data.get("node"))) is not None:
+            raise taken
+        if _age_seconds(claim.updated_at) < ORPHAN_CLAIM_AGE:
+            raise taken  # its node may still be on its way
+        try:
+            self._store.update(Kind.PREFIX, prefix, {"node": node_id}, claim.version)
+        except (Conflict, NotFound) as exc:
+            raise taken from exc
 
     def create_node(self, fields: Mapping[str, Any]) -> dict[str, Any]:
         prefix = self._check_prefix(str(fields["prefix"]))

@@ -158,3 +158,20 @@ def chat(model: str) -> dict[str, object]:
 
 def gateway_client(gw: Gateway, ids: dict[str, str]) -> httpx.Client:
     return httpx.Client(base_url=gw.v1, headers={"authorization": f"Bearer {ids['key']}"}, timeout=10)
+
+
+def test_corrupt_secret_key_is_named_and_can_be_replaced_on_purpose(
+    fresh_gateway: Gateway, fake_upstream: ServerThread
+) -> None:
+    fresh_gateway.start()
+    ids = configure(fresh_gateway, fake_upstream)
+    fresh_gateway.stop()
+    key_file = fresh_gateway.data_dir / "secret.key"
+    key_file.write_bytes(b"truncated")
+    with pytest.raises(RuntimeError, match=r"does not hold a base64 256-bit key"):
+        fresh_gateway.start(timeout=20)
+    assert key_file.read_bytes() == b"truncated"
+    fresh_gateway.start(args=("--new-secret-key",))
+    assert [p.name for p in fresh_gateway.data_dir.glob("secret.key.unreadable-*")]  # kept, not deleted
+    with gateway_client(fresh_gateway, ids) as client:
+        assert client.get("/models").status_code == 200

@@ -29,6 +29,8 @@ Backend = Literal["inprocess", "server"]
 
 SNAPSHOT_FORMAT = "omniroute-config-snapshot"
 
+log = logging.getLogger(__name__)
+
 
 class SnapshotError(Exception):
     pass
@@ -141,14 +143,21 @@ class LockedConfigStore:
             self._records[key] = new
         try:
             write_snapshot(self._path, list(self._records.values()))
-        except BaseException:
-            if old is None:
+        except BaseException as failure:
+            try:
+                if old is None:
+                    self._inner.delete(*key)
+                else:
+                    self._inner.restore([old])
+            except Exception:
+                log.exception("could not undo a write whose snapshot failed; the table keeps it")
+            # Whatever the undo managed, the copy must show what the table holds.
+            current = self._inner.get(*key)
+            if current is None:
                 self._records.pop(key, None)
-                self._inner.delete(*key)
             else:
-                self._records[key] = old
-                self._inner.restore([old])
-            raise
+                self._records[key] = current
+            raise failure
 
     def list_all(self) -> list[Record]:
         with self._lock:

@@ -6,7 +6,7 @@ import pytest
 
 from shared.adapters.crypto import AesGcmCipher
 from shared.adapters.dynamo.config_store import DynamoConfigStore, bind_config_model
-from shared.domain.config import Kind
+from shared.domain.config import Kind, Record
 from shared.domain.keys import hash_key
 from shared.errors import InvalidRequest, NotFound, NotSupported
 from shared.services.admin import ConfigService
@@ -138,3 +138,15 @@ def test_concurrent_node_creates_claim_a_prefix_once_without_any_process_lock(
             wins = list(pool.map(create, [(round_, i) for i in range(8)]))
         assert wins.count(True) == 1, f"round {round_}: {wins.count(True)} nodes got one prefix"
     assert len(svc.list_nodes()) == 5
+
+
+def test_an_orphaned_prefix_claim_is_taken_over_but_a_fresh_one_is_not(parts) -> None:
+    svc, store, *_ = parts
+    # A create that died between its two writes left a claim and no node, long ago...
+    store.restore([Record("prefix", "ghost", {"node": "node_gone"}, 1, "2026-01-01T00:00:00.000+00:00")])
+    node = svc.create_node({"prefix": "ghost", "baseUrl": "http://127.0.0.1:9/v1"})
+    assert store.get("prefix", "ghost").data == {"node": node["id"]}
+    # ...while a claim made a moment ago may belong to a create still in progress.
+    store.create("prefix", "fresh", {"node": "node_on_its_way"})
+    with pytest.raises(InvalidRequest, match="already used"):
+        svc.create_node({"prefix": "fresh", "baseUrl": "http://127.0.0.1:9/v1"})

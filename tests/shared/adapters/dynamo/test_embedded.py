@@ -86,3 +86,27 @@ def test_write_whose_snapshot_fails_is_undone(
     assert locked._inner.get("provider", "new") is None
     assert locked._inner.get("provider", "keep") == kept
     assert (tmp_path / "config.json").read_bytes() == before
+
+
+def test_when_the_undo_fails_too_the_copy_follows_the_table_and_the_first_error_wins(
+    locked: LockedConfigStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shared.adapters.dynamo.embedded as embedded
+
+    def disk_full(path: Path, records: list[Record]) -> None:
+        raise OSError(28, "No space left on device")
+
+    def delete_fails(kind: str, id: str) -> bool:
+        raise RuntimeError("table unreachable")
+
+    monkeypatch.setattr(embedded, "write_snapshot", disk_full)
+    monkeypatch.setattr(locked._inner, "delete", delete_fails)
+    with pytest.raises(OSError, match="No space"):
+        locked.create("provider", "stuck", {"x": 1})
+    in_table = locked._inner.get("provider", "stuck")
+    assert in_table is not None  # the undo could not remove it...
+    assert locked.get("provider", "stuck") == in_table  # ...so the copy says so, instead of diverging
+    monkeypatch.undo()
+    updated = locked.update("provider", "stuck", {"x": 2}, in_table.version)  # no phantom version conflict
+    assert updated.data == {"x": 2}
+    assert read_snapshot(tmp_path / "config.json")[0].data == {"x": 2}
