@@ -108,7 +108,7 @@ class LocalRuntime:
         os.close(self.lock_fd)
 
     def unreadable_connections(self) -> list[str]:
-        return [c.id for c in self.services.config.reload().connections if c.credential_error]
+        return [c.id for c in self.services.config.snapshot.connections if c.credential_error]
 
 
 def build_local(settings: Settings, backend: Backend = "inprocess", *, new_secret_key: bool = False) -> LocalRuntime:

@@ -65,7 +65,9 @@ def serve(
         console.print(
             f"Admin token (shown once, stored 0600 in {settings.data_dir}): [bold]{runtime.services.admin_token}[/bold]"
         )
-    keys_required = require_api_key(runtime.services.config.reload(), default=settings.require_api_key, cloud=False)
+    keys_required = require_api_key(
+        runtime.services.config.snapshot.settings.require_api_key, default=settings.require_api_key, cloud=False
+    )
     if host not in ("127.0.0.1", "localhost", "::1") and not keys_required:
         console.print(
             "[yellow]warning:[/yellow] listening beyond loopback while API keys are not required: anyone who "

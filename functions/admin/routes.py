@@ -116,22 +116,22 @@ def revoke_key(id: str, svc: ServicesDep) -> Response:
     return Response(status_code=204)
 
 
-def _settings_view(svc: ServicesDep) -> dict[str, Any]:
-    stored = svc.admin.get_settings()
-    snapshot = svc.config.reload()
-    effective = require_api_key(snapshot, default=svc.settings.require_api_key, cloud=svc.settings.cloud)
+def _settings_view(svc: ServicesDep, stored: dict[str, Any]) -> dict[str, Any]:
+    setting = stored.get("requireApiKey")
+    effective = require_api_key(
+        setting if isinstance(setting, bool) else None, default=svc.settings.require_api_key, cloud=svc.settings.cloud
+    )
     return {**stored, "requireApiKey": effective, "cloud": svc.settings.cloud}
 
 
 @router.get("/settings")
 def get_settings(svc: ServicesDep) -> dict[str, Any]:
-    return _settings_view(svc)
+    return _settings_view(svc, svc.admin.get_settings())
 
 
 @router.api_route("/settings", methods=["PATCH", "PUT"])
 def update_settings(body: SettingsUpdate, svc: ServicesDep) -> dict[str, Any]:
-    svc.admin.update_settings(body.fields())
-    return _settings_view(svc)
+    return _settings_view(svc, svc.admin.update_settings(body.fields()))
 
 
 @router.get("/health")

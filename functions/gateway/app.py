@@ -36,7 +36,9 @@ SnapshotDep = Annotated[ConfigSnapshot, Depends(_snapshot)]
 
 async def _authenticate(request: Request, snapshot: SnapshotDep) -> ApiKey | None:
     settings = _services(request).settings
-    required = require_api_key(snapshot, default=settings.require_api_key, cloud=settings.cloud)
+    required = require_api_key(
+        snapshot.settings.require_api_key, default=settings.require_api_key, cloud=settings.cloud
+    )
     guard_browser_origin(request.headers.get("origin"), required=required)
     return authenticate(presented_key(request.headers, request.query_params.get("key")), snapshot, required=required)
 

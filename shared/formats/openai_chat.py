@@ -11,6 +11,7 @@ from typing import Any
 
 import orjson
 
+from shared.domain.text import has_control_characters
 from shared.domain.usage import Usage
 from shared.errors import InvalidRequest
 
@@ -84,7 +85,7 @@ def validate_chat_request(body: dict[str, Any]) -> None:
         raise InvalidRequest("you must provide a model parameter", param="model", code="missing_required_parameter")
     if not isinstance(model, str):
         raise _invalid_type("model", "a string", model)
-    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in model):
+    if has_control_characters(model):
         raise InvalidRequest(
             "Invalid 'model': control characters are not allowed.", param="model", code="invalid_value"
         )

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from shared.domain.config import Kind, Record
 from shared.domain.keys import display_form, generate_key, hash_key, mask_secret
+from shared.domain.text import has_control_characters
 from shared.errors import Conflict, InvalidRequest, NotFound, NotSupported
 from shared.ports import Cipher, ConfigStore, DecryptionFailed
 from shared.providers.catalog import PROVIDERS, get_provider
@@ -112,7 +113,7 @@ def clean_secret(value: object) -> str:
 def check_model_id(value: object, field: str) -> str:
     model_id = str(value).strip()
     # Part of a record's sort key (DynamoDB caps keys at 1024 bytes); control characters could never be sent.
-    if not model_id or len(model_id.encode("utf-8")) > 512 or any(ord(c) < 0x20 or ord(c) == 0x7F for c in model_id):
+    if not model_id or len(model_id.encode("utf-8")) > 512 or has_control_characters(model_id):
         raise InvalidRequest(
             f"`{field}` must be 1 to 512 bytes without control characters.", param=field, code="invalid_value"
         )
@@ -194,7 +195,7 @@ class ConfigService:
             "createdAt": _now(),
         }
         if api_key:
-            data["apiKey"] = self._cipher.encrypt(str(api_key), secret_context(Kind.PROVIDER, id))
+            data["apiKey"] = self._cipher.encrypt(api_key, secret_context(Kind.PROVIDER, id))
         rec = self._store.create(Kind.PROVIDER, id, data)
         self._on_change()
         return self.connection_view(rec)
@@ -231,7 +232,9 @@ class ConfigService:
     def get_node(self, id: str) -> dict[str, Any]:
         return self.node_view(self._require(Kind.NODE, id))
 
-    def _check_prefix(self, prefix: str, *, own_id: str | None = None) -> str:
+    @staticmethod
+    def _check_prefix(prefix: str) -> str:
+        """Shape and built-in collisions; uniqueness among nodes is the claim's job (`_claim_prefix`)."""
         prefix = prefix.strip().lower()
         if not PREFIX_RE.match(prefix):
             raise InvalidRequest(
@@ -243,11 +246,6 @@ class ConfigService:
             raise InvalidRequest(
                 f"The prefix {prefix!r} is a built-in provider's; choose another.", param="prefix", code="prefix_taken"
             )
-        for node in self._store.list(Kind.NODE):
-            if node.id != own_id and str(node.data.get("prefix")) == prefix:
-                raise InvalidRequest(
-                    f"The prefix {prefix!r} is used by node {node.id}.", param="prefix", code="prefix_taken"
-                )
         return prefix
 
     @staticmethod
@@ -258,21 +256,22 @@ class ConfigService:
         return value
 
     def _claim_prefix(self, prefix: str, node_id: str) -> None:
-        """Make the prefix this node's with one conditional write, so two concurrent creates cannot both
-        win (the check in `_check_prefix` only gives the friendly message).
+        """Make the prefix this node's with one conditional write: the only place node prefixes are kept
+        unique, so two concurrent creates (in one process or across Lambda instances) cannot both win.
 
         A claim whose node does not exist a minute after it was made is an orphan (a create that failed
         between its two writes) and is taken over, again with a conditional write.
         """
-        taken = InvalidRequest(
-            f"The prefix {prefix!r} is already used by another node.", param="prefix", code="prefix_taken"
-        )
         try:
             self._store.create(Kind.PREFIX, prefix, {"node": node_id})
             return
         except Conflict:
             claim = self._store.get(Kind.PREFIX, prefix)
-        if claim is None or self._store.get(Kind.NODE, str(claim.data.get("node"))) is not None:
+        holder = str(claim.data.get("node")) if claim is not None else "another node"
+        taken = InvalidRequest(
+            f"The prefix {prefix!r} is already used by node {holder}.", param="prefix", code="prefix_taken"
+        )
+        if claim is None or self._store.get(Kind.NODE, holder) is not None:
             raise taken
         if _age_seconds(claim.updated_at) < ORPHAN_CLAIM_AGE:
             raise taken  # its node may still be on its way
@@ -307,7 +306,7 @@ class ConfigService:
         if "name" in fields:
             data["name"] = fields["name"]
         if "prefix" in fields:
-            data["prefix"] = self._check_prefix(str(fields["prefix"]), own_id=id)
+            data["prefix"] = self._check_prefix(str(fields["prefix"]))
         if "baseUrl" in fields:
             data["baseUrl"] = validate_base_url(str(fields["baseUrl"]))
         if "apiType" in fields:

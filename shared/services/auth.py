@@ -24,12 +24,10 @@ def presented_key(headers: Mapping[str, str], query_key: str | None = None) -> s
     return query_key or None
 
 
-def require_api_key(snapshot: ConfigSnapshot, *, default: bool, cloud: bool) -> bool:
+def require_api_key(setting: bool | None, *, default: bool, cloud: bool) -> bool:
     """Keys are required in the cloud, when the environment says so (a floor the stored setting cannot
     lower), or when the stored `requireApiKey` setting turns them on."""
-    if cloud or default:
-        return True
-    return snapshot.settings.require_api_key is True
+    return cloud or default or setting is True
 
 
 _LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
@@ -62,7 +62,7 @@ class StreamReply:
     chunks: AsyncIterator[bytes]
     headers: dict[str, str]
     aclose: Callable[[], Awaitable[None]]
-    outcome: Outcome = field(default_factory=Outcome)
+    outcome: Outcome
 
 
 def upstream_headers(route: Route, connection: Connection | None, *, stream: bool) -> dict[str, str]:

@@ -1,8 +1,8 @@
 """Build the in-process configuration snapshot from stored records, and keep it fresh.
 
 Locally the admin API runs in the same process and calls `invalidate()` after each change, so the snapshot
-is always current. In the cloud the gateway and admin are different functions: a gateway instance reloads
-at most every `ttl` seconds (a revoked key or removed provider stops working within that time).
+is always current. In the cloud the gateway and admin are different functions, and a gateway instance
+bounds how old its copy may be (see `ConfigCache`).
 """
 
 from __future__ import annotations
@@ -120,6 +120,13 @@ class ConfigCache:
         self._load_lock = asyncio.Lock()
         self._refresh: asyncio.Task[None] | None = None
         self._reload_lock = threading.Lock()
+
+    @property
+    def snapshot(self) -> ConfigSnapshot:
+        """The copy loaded last, without any freshness check (startup messages, local mode)."""
+        if self._snapshot is None:
+            return self.reload()
+        return self._snapshot
 
     async def current(self) -> ConfigSnapshot:
         snapshot = self._snapshot

@@ -265,6 +265,16 @@ def test_slow_delays_before_headers(client: openai.OpenAI) -> None:
 # --------------------------------------------------------------------------------------------
 
 
+def only_tool_call(choice: Any) -> Any:
+    """The choice ends in exactly one tool call and no text; returns that call."""
+    assert choice.finish_reason == "tool_calls"
+    assert choice.message.content is None
+    calls = choice.message.tool_calls
+    assert calls is not None
+    assert len(calls) == 1
+    return calls[0]
+
+
 def test_stream_helper_assembles_tool_call(client: openai.OpenAI) -> None:
     argument_deltas = 0
     with client.chat.completions.stream(
@@ -275,13 +285,7 @@ def test_stream_helper_assembles_tool_call(client: openai.OpenAI) -> None:
                 argument_deltas += 1
         final = stream.get_final_completion()
     assert argument_deltas >= 3
-    choice = final.choices[0]
-    assert choice.finish_reason == "tool_calls"
-    assert choice.message.content is None
-    calls = choice.message.tool_calls
-    assert calls is not None
-    assert len(calls) == 1
-    call = calls[0]
+    call = only_tool_call(final.choices[0])
     assert call.id.startswith("call_")
     assert call.type == "function"
     assert call.function.name == "get_weather"
@@ -312,15 +316,10 @@ def test_non_stream_tool_call_with_named_tool_choice(client: openai.OpenAI) -> N
         tools=[WEATHER_TOOL, TIME_TOOL],
         tool_choice={"type": "function", "function": {"name": "get_time"}},
     )
-    choice = completion.choices[0]
-    assert choice.finish_reason == "tool_calls"
-    assert choice.message.content is None
-    calls = choice.message.tool_calls
-    assert calls is not None
-    assert len(calls) == 1
-    assert calls[0].type == "function"
-    assert calls[0].function.name == "get_time"
-    assert json.loads(calls[0].function.arguments) == {"timezone": "UTC"}
+    call = only_tool_call(completion.choices[0])
+    assert call.type == "function"
+    assert call.function.name == "get_time"
+    assert json.loads(call.function.arguments) == {"timezone": "UTC"}
 
 
 def test_unknown_named_tool_choice_is_a_bad_request(client: openai.OpenAI) -> None:

@@ -2,13 +2,8 @@
 
 import pytest
 
-from shared.domain.config import ConfigSnapshot, GatewaySettings
 from shared.errors import PermissionDenied
 from shared.services.auth import guard_browser_origin, presented_key, require_api_key
-
-
-def snap(setting: bool | None) -> ConfigSnapshot:
-    return ConfigSnapshot.build(settings=GatewaySettings(require_api_key=setting))
 
 
 @pytest.mark.parametrize(
@@ -23,7 +18,7 @@ def snap(setting: bool | None) -> ConfigSnapshot:
     ],
 )
 def test_require_api_key(setting: bool | None, env_default: bool, cloud: bool, expected: bool) -> None:
-    assert require_api_key(snap(setting), default=env_default, cloud=cloud) is expected
+    assert require_api_key(setting, default=env_default, cloud=cloud) is expected
 
 
 def test_presented_key_sources() -> None:
