@@ -146,11 +146,14 @@ def _build(settings: Settings, backend: Backend, new_secret_key: bool, lock_fd: 
         connect_timeout=settings.upstream_connect_timeout,
         read_timeout=settings.upstream_read_timeout,
         max_connections=settings.upstream_max_connections,
+        public_only=not settings.allow_private_upstreams,
     )
     services = Services(
         settings=settings,
         config=cache,
-        admin=ConfigService(store, cipher, on_change=cache.invalidate),
+        admin=ConfigService(
+            store, cipher, on_change=cache.invalidate, public_urls_only=not settings.allow_private_upstreams
+        ),
         chat=ChatService(upstream),
         upstream=upstream,
         admin_token=token,

@@ -30,8 +30,12 @@ def _float(env: dict[str, str], name: str, default: float) -> float:
 class Settings:
     """Process-wide settings. `cloud` is true inside Lambda, where API keys are always required.
 
-    The cloud's own settings (config cache TTL, private-upstream guard, DynamoDB endpoint) arrive with the
-    serverless entry points; local mode needs none of them.
+    Cloud-only: `kms_key_id` (credential encryption; locally an AES-GCM key file), `config_ttl` and
+    `config_max_stale` (how old a gateway instance's configuration copy may get; locally the admin API
+    shares the process and the copy never expires), and `allow_private_upstreams` (false in the cloud:
+    upstream URLs resolving to private, loopback or link-local addresses are refused). DynamoDB and KMS
+    endpoints come from the AWS SDK's own settings (e.g. `AWS_ENDPOINT_URL_DYNAMODB`), region from
+    `AWS_REGION`.
     """
 
     cloud: bool
@@ -45,6 +49,10 @@ class Settings:
     upstream_connect_timeout: float
     upstream_read_timeout: float
     upstream_max_connections: int
+    kms_key_id: str | None = None
+    config_ttl: float | None = None
+    config_max_stale: float = 3600.0
+    allow_private_upstreams: bool = True
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -63,4 +71,8 @@ class Settings:
             upstream_connect_timeout=_float(env, "OMNIROUTE_UPSTREAM_CONNECT_TIMEOUT", 10.0),
             upstream_read_timeout=_float(env, "OMNIROUTE_UPSTREAM_READ_TIMEOUT", 600.0),
             upstream_max_connections=int(_float(env, "OMNIROUTE_UPSTREAM_MAX_CONNECTIONS", 200)),
+            kms_key_id=env.get("OMNIROUTE_KMS_KEY_ID") or None,
+            config_ttl=_float(env, "OMNIROUTE_CONFIG_TTL", 30.0) if cloud else None,
+            config_max_stale=_float(env, "OMNIROUTE_CONFIG_MAX_STALE", 3600.0),
+            allow_private_upstreams=_flag(env, "OMNIROUTE_ALLOW_PRIVATE_UPSTREAMS", not cloud),
         )

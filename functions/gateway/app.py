@@ -1,7 +1,14 @@
-"""The gateway's FastAPI app: `/v1/chat/completions`, `/v1/models`, and a readiness probe."""
+"""The gateway's FastAPI app: `/v1/chat/completions`, `/v1/models`, and a readiness probe.
+
+Handlers record their phases in `request.state.timing` (sent back as `Server-Timing`) and the request's
+`Outcome` in `request.state.outcome` (read by the end-of-request hook for metrics).
+"""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Annotated
 
 import orjson
@@ -16,7 +23,7 @@ from shared.services.chat import JsonReply
 from shared.services.container import Services
 from shared.web.disconnect import ClientGone, unless_disconnected
 from shared.web.errors import add_error_handlers
-from shared.web.request_id import RequestIdMiddleware
+from shared.web.request_id import FinishHook, RequestIdMiddleware, Timing
 from shared.web.streaming import RelayResponse
 
 _SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
@@ -27,20 +34,31 @@ def _services(request: Request) -> Services:
     return services
 
 
+def _timing(request: Request) -> Timing:
+    timing: Timing = request.state.timing
+    return timing
+
+
 async def _snapshot(request: Request) -> ConfigSnapshot:
-    return await _services(request).config.current()
+    started = time.perf_counter()
+    snapshot = await _services(request).config.current()
+    _timing(request).since("config", started)
+    return snapshot
 
 
 SnapshotDep = Annotated[ConfigSnapshot, Depends(_snapshot)]
 
 
 async def _authenticate(request: Request, snapshot: SnapshotDep) -> ApiKey | None:
+    started = time.perf_counter()
     settings = _services(request).settings
     required = require_api_key(
         snapshot.settings.require_api_key, default=settings.require_api_key, cloud=settings.cloud
     )
     guard_browser_origin(request.headers.get("origin"), required=required)
-    return authenticate(presented_key(request.headers, request.query_params.get("key")), snapshot, required=required)
+    key = authenticate(presented_key(request.headers, request.query_params.get("key")), snapshot, required=required)
+    _timing(request).since("auth", started)
+    return key
 
 
 ApiKeyDep = Annotated[ApiKey | None, Depends(_authenticate)]
@@ -50,11 +68,18 @@ async def chat_completions(request: Request, snapshot: SnapshotDep, key: ApiKeyD
     body = parse_json_object(await request.body())
     validate_chat_request(body)
     stream = wants_stream(body, request.headers.get("accept"))
+    timing = _timing(request)
+    started = time.perf_counter()
     route = resolve_model(body["model"], snapshot)
+    timing.since("route", started)
+    request.state.provider = route.provider_id
+    started = time.perf_counter()
     try:
         reply = await unless_disconnected(request.receive, _services(request).chat.complete(body, route, stream=stream))
     except ClientGone:
         return Response(status_code=499)  # nginx's "client closed request"; nobody is there to read it
+    timing.since("upstream", started)  # to the upstream's headers on a stream, its whole answer otherwise
+    request.state.outcome = reply.outcome
     if isinstance(reply, JsonReply):
         return Response(reply.body, status_code=reply.status, media_type="application/json", headers=reply.headers)
     return RelayResponse(reply.chunks, on_close=reply.aclose, headers={**_SSE_HEADERS, **reply.headers})
@@ -80,13 +105,18 @@ async def healthz() -> Response:
     return Response(b'{"status":"ok"}', media_type="application/json")
 
 
-def create_app(services: Services) -> FastAPI:
-    app = FastAPI(title="OmniRoute Edge gateway", docs_url=None, redoc_url=None, openapi_url=None)
+Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+
+
+def create_app(services: Services, *, on_finish: FinishHook | None = None, lifespan: Lifespan | None = None) -> FastAPI:
+    """The gateway app. `on_finish` runs at the end of every request (cloud metrics); `lifespan` wraps the
+    process (the cloud entry point preloads configuration and closes upstream connections with it)."""
+    app = FastAPI(title="OmniRoute Edge gateway", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
     app.state.services = services
     app.add_api_route("/v1/chat/completions", chat_completions, methods=["POST"])
     app.add_api_route("/v1/models", models, methods=["GET"])
     app.add_api_route("/v1/models/{model:path}", retrieve_model, methods=["GET"])
     app.add_api_route("/healthz", healthz, methods=["GET"])
     add_error_handlers(app)
-    app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(RequestIdMiddleware, on_finish=on_finish)
     return app

@@ -6,10 +6,14 @@ httpx exceptions are turned into the gateway's error tree here, so nothing above
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+import socket
+from collections.abc import AsyncIterator, Iterable, Mapping
 
+import anyio
+import httpcore
 import httpx
 
+from shared.domain.netguard import is_public_address, refused_host
 from shared.errors import GatewayBusy, UpstreamFailed, UpstreamTimeout
 
 
@@ -26,6 +30,63 @@ def _translate(exc: httpx.HTTPError, url: str) -> Exception:
         # Its text quotes the offending request line or header, which may be a credential: never relay it.
         return UpstreamFailed(f"The request to the upstream {host} could not be sent (invalid header or URL).")
     return UpstreamFailed(f"The upstream {host} broke the connection ({type(exc).__name__}: {exc}).")
+
+
+class AddressRefused(Exception):
+    """The upstream's address is not public and this gateway runs in the cloud (DESIGN §6)."""
+
+
+class PublicOnlyBackend(httpcore.AsyncNetworkBackend):
+    """Connects only to public addresses: the name is resolved here, every address it resolves to is
+    checked, and the connection goes to a checked address, so DNS cannot swap in a private one between
+    check and connect (TLS still verifies the certificate against the host name)."""
+
+    def __init__(self, inner: httpcore.AsyncNetworkBackend) -> None:
+        self._inner = inner
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,  # noqa: ASYNC109 - httpcore's interface
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        reason = refused_host(host)
+        if reason is not None:
+            raise AddressRefused(reason)
+        try:
+            with anyio.fail_after(timeout):
+                infos = await anyio.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except TimeoutError as exc:
+            raise httpcore.ConnectTimeout(f"resolving {host} timed out") from exc
+        except OSError as exc:
+            raise httpcore.ConnectError(f"cannot resolve {host}: {exc}") from exc
+        addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
+        private = [a for a in addresses if not is_public_address(a)]
+        if private or not addresses:
+            raise AddressRefused(f"{host} resolves to {private[0] if private else 'nothing'}, not a public address")
+        error: httpcore.ConnectError | None = None
+        for address in addresses:
+            try:
+                return await self._inner.connect_tcp(
+                    address, port, timeout=timeout, local_address=local_address, socket_options=socket_options
+                )
+            except httpcore.ConnectError as exc:
+                error = exc
+        assert error is not None
+        raise error
+
+    async def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,  # noqa: ASYNC109 - httpcore's interface
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        raise AddressRefused("unix sockets are not upstreams")
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
 
 
 class _Abandoned(Exception):
@@ -75,7 +136,11 @@ class HttpxResponse:
 
 
 class HttpxUpstream:
-    def __init__(self, *, connect_timeout: float, read_timeout: float, max_connections: int = 200) -> None:
+    """`public_only` (the cloud) refuses upstreams on loopback, private or link-local addresses."""
+
+    def __init__(
+        self, *, connect_timeout: float, read_timeout: float, max_connections: int = 200, public_only: bool = False
+    ) -> None:
         self._client = httpx.AsyncClient(
             timeout=httpx.Timeout(connect=connect_timeout, read=read_timeout, write=30.0, pool=connect_timeout),
             limits=httpx.Limits(
@@ -84,6 +149,10 @@ class HttpxUpstream:
             follow_redirects=False,
             trust_env=False,
         )
+        if public_only:
+            # httpx has no public hook for the network backend; the pool reads it for each new connection.
+            pool = self._client._transport._pool  # type: ignore[attr-defined]
+            pool._network_backend = PublicOnlyBackend(pool._network_backend)
         self._closing: set[asyncio.Future[None]] = set()
 
     async def send(
@@ -97,6 +166,12 @@ class HttpxUpstream:
             resp = await self._send_cancel_safe(request)
         except httpx.HTTPError as exc:
             raise _translate(exc, url) from exc
+        except AddressRefused as exc:
+            raise UpstreamFailed(
+                f"The upstream URL is refused: {exc}. In the cloud the gateway only connects to public addresses "
+                "(set OMNIROUTE_ALLOW_PRIVATE_UPSTREAMS=true on the function to allow private ones).",
+                code="upstream_address_refused",
+            ) from exc
         wrapped = HttpxResponse(resp, url)
         if not stream:
             try:

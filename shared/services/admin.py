@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from shared.domain.config import Kind, Record
 from shared.domain.keys import display_form, generate_key, hash_key, mask_secret
+from shared.domain.netguard import refused_host
 from shared.domain.text import has_control_characters
 from shared.errors import Conflict, InvalidRequest, NotFound, NotSupported
 from shared.ports import Cipher, ConfigStore, DecryptionFailed
@@ -53,7 +54,9 @@ def _new_id(prefix: str) -> str:
     return f"{prefix}_{secrets.token_hex(6)}"
 
 
-def validate_base_url(value: str, field: str = "baseUrl") -> str:
+def validate_base_url(value: str, field: str = "baseUrl", *, public_only: bool = False) -> str:
+    """A clean upstream base URL. `public_only` (the cloud) also refuses address literals and names that are
+    never public; names are resolved and checked again at every connect (see PublicOnlyBackend)."""
     def bad(why: str) -> InvalidRequest:
         shown = "" if "@" in value else f", got {value[:200]!r}"  # never echo credentials back
         return InvalidRequest(f"`{field}` {why}{shown}.", param=field, code="invalid_url")
@@ -72,6 +75,13 @@ def validate_base_url(value: str, field: str = "baseUrl") -> str:
         raise bad("must not have a query or fragment")
     if not _valid_host(host):
         raise bad("has a host name that is not valid")
+    if public_only:
+        refused = refused_host(host)
+        if refused is not None:
+            raise bad(
+                f"points at {refused}: in the cloud upstreams must be public "
+                "(OMNIROUTE_ALLOW_PRIVATE_UPSTREAMS=true on the functions allows private ones)"
+            )
     return value.strip().rstrip("/")
 
 
@@ -121,10 +131,16 @@ def check_model_id(value: object, field: str) -> str:
 
 
 class ConfigService:
-    def __init__(self, store: ConfigStore, cipher: Cipher, on_change: Callable[[], None]) -> None:
+    def __init__(
+        self, store: ConfigStore, cipher: Cipher, on_change: Callable[[], None], *, public_urls_only: bool = False
+    ) -> None:
         self._store = store
         self._cipher = cipher
         self._on_change = on_change
+        self._public_only = public_urls_only
+
+    def _base_url(self, value: object) -> str:
+        return validate_base_url(str(value), public_only=self._public_only)
 
     # ----- provider connections -------------------------------------------------------------------------
 
@@ -188,7 +204,7 @@ class ConfigService:
             "name": fields.get("name") or owner.label,
             "priority": int(fields.get("priority") or 0),
             "enabled": bool(fields.get("enabled", True)),
-            "baseUrl": validate_base_url(fields["baseUrl"]) if fields.get("baseUrl") else None,
+            "baseUrl": self._base_url(fields["baseUrl"]) if fields.get("baseUrl") else None,
             "defaultModel": check_model_id(fields["defaultModel"], "defaultModel")
             if fields.get("defaultModel")
             else None,
@@ -210,7 +226,7 @@ class ConfigService:
             default = fields["defaultModel"]
             data["defaultModel"] = check_model_id(default, "defaultModel") if default else None
         if "baseUrl" in fields:
-            data["baseUrl"] = validate_base_url(fields["baseUrl"]) if fields["baseUrl"] else None
+            data["baseUrl"] = self._base_url(fields["baseUrl"]) if fields["baseUrl"] else None
         if fields.get("apiKey") is not None:
             secret = clean_secret(fields["apiKey"])
             data["apiKey"] = self._cipher.encrypt(secret, secret_context(Kind.PROVIDER, id))
@@ -285,7 +301,7 @@ class ConfigService:
         data = {
             "name": fields.get("name") or prefix,
             "prefix": prefix,
-            "baseUrl": validate_base_url(str(fields["baseUrl"])),
+            "baseUrl": self._base_url(fields["baseUrl"]),
             "apiType": self._check_api_type(str(fields.get("apiType") or "openai")),
             "createdAt": _now(),
         }
@@ -308,7 +324,7 @@ class ConfigService:
         if "prefix" in fields:
             data["prefix"] = self._check_prefix(str(fields["prefix"]))
         if "baseUrl" in fields:
-            data["baseUrl"] = validate_base_url(str(fields["baseUrl"]))
+            data["baseUrl"] = self._base_url(fields["baseUrl"])
         if "apiType" in fields:
             data["apiType"] = self._check_api_type(str(fields["apiType"]))
         moved = data["prefix"] != old_prefix

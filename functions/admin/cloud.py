@@ -1,0 +1,22 @@
+"""The admin API in Lambda: `handler = Mangum(app, lifespan="off")` behind an IAM-authorised HTTP API.
+
+Mangum buffers each response, which suits request/response admin calls (never the /v1 streams). Its
+lifespan support would run startup and shutdown on every invocation, so it is off; the services are
+built once per execution environment, at import.
+"""
+
+from __future__ import annotations
+
+import os
+
+from mangum import Mangum
+
+from functions.admin.app import create_app
+from shared.adapters.telemetry import configure_logging
+from shared.cloud import build_cloud_services, cloud_settings
+
+configure_logging("admin", os.environ.get("POWERTOOLS_LOG_LEVEL", "INFO"))
+settings = cloud_settings()
+services = build_cloud_services(settings)
+app = create_app(services)
+handler = Mangum(app, lifespan="off", api_gateway_base_path="/")

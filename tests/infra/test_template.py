@@ -1,0 +1,163 @@
+"""template.yaml as CloudFormation will see it: the SAM transform run offline, cfn-lint on its output, and
+the properties the design relies on read from the generated resources (not from our own source)."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.infra.conftest import REPO, run, sam_tool
+
+CHECK = REPO / "infra" / "check_template.py"
+
+
+@pytest.fixture(scope="module")
+def resources(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    out = tmp_path_factory.mktemp("cfn") / "transformed.json"
+    run([sam_tool("python"), CHECK, REPO / "template.yaml", "--out", out])  # fails the test on any lint error
+    doc: dict[str, Any] = json.loads(out.read_text())
+    return doc["Resources"]
+
+
+def _broken(tmp_path: Path, old: str, new: str) -> Path:
+    text = (REPO / "template.yaml").read_text()
+    assert old in text
+    path = tmp_path / "template.yaml"
+    path.write_text(text.replace(old, new, 1))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("InvokeMode: RESPONSE_STREAM", "InvokeMode: STREAM"),
+        ("Runtime: python3.13", "Runtime: python3.99"),
+        ("!GetAtt GatewayFunctionUrl.FunctionUrl", "!GetAtt GatewayFunctionURL.FunctionUrl"),
+    ],
+)
+def test_the_offline_check_catches_what_plain_lint_misses(tmp_path: Path, old: str, new: str) -> None:
+    broken = _broken(tmp_path, old, new)
+
+    plain = subprocess.run([str(sam_tool("cfn-lint")), str(broken)], capture_output=True, text=True, check=False)
+    checked = subprocess.run(
+        [str(sam_tool("python")), str(CHECK), str(broken)], capture_output=True, text=True, check=False
+    )
+    assert checked.returncode != 0, checked.stdout + checked.stderr
+    assert plain.returncode == 0, "plain cfn-lint now catches this too; the case no longer shows the difference"
+
+
+def _of_type(resources: dict[str, Any], type_: str) -> dict[str, Any]:
+    return {k: v for k, v in resources.items() if v["Type"] == type_}
+
+
+def test_gateway_streams_through_lambda_web_adapter(resources: dict[str, Any]) -> None:
+    fn = resources["GatewayFunction"]["Properties"]
+    assert fn["Runtime"] == "python3.13" and fn["Architectures"] == ["arm64"]
+    assert fn["Handler"] == "run.sh"
+    assert fn["Timeout"] == 900
+    env = fn["Environment"]["Variables"]
+    assert env["AWS_LAMBDA_EXEC_WRAPPER"] == "/opt/bootstrap"
+    assert env["AWS_LWA_INVOKE_MODE"] == "response_stream"  # any other value silently buffers
+    assert env["AWS_LWA_READINESS_CHECK_PATH"] == "/healthz"
+    layer = fn["Layers"][0]["Fn::Sub"]
+    lwa = r"arn:\$\{AWS::Partition\}:lambda:\$\{AWS::Region\}:753240598075:layer:LambdaAdapterLayerArm64:\d+"
+    assert re.fullmatch(lwa, layer)
+    assert "VpcConfig" not in fn  # a Function URL does not stream from inside a VPC
+    url = resources["GatewayFunctionUrl"]["Properties"]
+    assert url["InvokeMode"] == "RESPONSE_STREAM" and url["AuthType"] == "NONE"
+    permissions = {
+        p["Properties"]["Action"]: p["Properties"]
+        for p in _of_type(resources, "AWS::Lambda::Permission").values()
+        if p["Properties"]["FunctionName"] == {"Ref": "GatewayFunction"}
+    }
+    assert permissions["lambda:InvokeFunctionUrl"]["FunctionUrlAuthType"] == "NONE"
+    assert permissions["lambda:InvokeFunction"]["InvokedViaFunctionUrl"] is True  # required since Oct 2025
+
+
+def test_admin_is_mangum_behind_an_iam_authorised_http_api(resources: dict[str, Any]) -> None:
+    fn = resources["AdminFunction"]["Properties"]
+    assert fn["Handler"] == "functions.admin.cloud.handler"
+    api = resources["AdminApi"]["Properties"]["Body"]
+    assert api["paths"], "no admin routes"
+    for path, methods in api["paths"].items():
+        for method, spec in methods.items():
+            assert spec["security"] == [{"AWS_IAM": []}], f"{method} {path} is not IAM-authorised"
+    stages = _of_type(resources, "AWS::ApiGatewayV2::Stage")
+    assert [s["Properties"]["StageName"] for s in stages.values()] == ["$default"]  # no path prefix for Mangum
+
+
+def test_scheduled_jobs_have_explicit_names_and_inputs(resources: dict[str, Any]) -> None:
+    schedules = _of_type(resources, "AWS::Scheduler::Schedule")
+    assert len(schedules) == 2
+    targets = set()
+    for schedule in schedules.values():
+        props = schedule["Properties"]
+        assert props["Name"]["Fn::Sub"].startswith("${AWS::StackName}-")  # stacks in one account never collide
+        targets.add(props["Target"]["Arn"]["Fn::GetAtt"][0])
+        sent = json.loads(props["Target"]["Input"])
+        assert sent["scheduledTime"] == "<aws.scheduler.scheduled-time>"
+    assert targets == {"TokenRefreshFunction", "UsageRollupFunction"}
+
+
+def test_tables_are_on_demand_retained_and_expire(resources: dict[str, Any]) -> None:
+    tables = _of_type(resources, "AWS::DynamoDB::Table")
+    assert set(tables) == {"ConfigTable", "StateTable", "UsageTable"}
+    for table in tables.values():
+        assert table["DeletionPolicy"] == "Retain" and table["UpdateReplacePolicy"] == "Retain"
+        assert table["Properties"]["BillingMode"] == "PAY_PER_REQUEST"
+    assert tables["ConfigTable"]["Properties"]["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"]
+    for name in ("StateTable", "UsageTable"):
+        assert tables[name]["Properties"]["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+
+
+def test_credentials_key_rotates_and_is_kept(resources: dict[str, Any]) -> None:
+    key = resources["CredentialsKey"]
+    assert key["Properties"]["EnableKeyRotation"] is True and key["DeletionPolicy"] == "Retain"
+    alias = resources["CredentialsKeyAlias"]["Properties"]
+    assert alias["AliasName"]["Fn::Sub"].startswith("alias/")
+
+
+def _statements(resources: dict[str, Any], function: str) -> list[dict[str, Any]]:
+    role = resources[resources[function]["Properties"]["Role"]["Fn::GetAtt"][0]]["Properties"]
+    statements: list[dict[str, Any]] = []
+    for policy in role.get("Policies", []):
+        statements += policy["PolicyDocument"]["Statement"]
+    return statements
+
+
+def _actions(statements: list[dict[str, Any]]) -> set[str]:
+    out: set[str] = set()
+    for s in statements:
+        out |= set([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
+    return out
+
+
+def test_roles_grant_each_function_only_what_it_uses(resources: dict[str, Any]) -> None:
+    gateway = _statements(resources, "GatewayFunction")
+    assert _actions(gateway) == {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:Scan", "kms:Decrypt"}
+    admin = _actions(_statements(resources, "AdminFunction"))
+    assert "kms:Encrypt" in admin and "dynamodb:PutItem" in admin
+    assert _actions(_statements(resources, "UsageRollupFunction")) == {"dynamodb:Query"}
+    assert _actions(_statements(resources, "TokenRefreshFunction")) == {"dynamodb:GetItem", "dynamodb:Query"}
+    for function in ("GatewayFunction", "AdminFunction", "TokenRefreshFunction", "UsageRollupFunction"):
+        for statement in _statements(resources, function):
+            assert statement["Resource"] != "*", f"{function}: {statement}"
+            if any(a.startswith("kms:") for a in _actions([statement])):
+                # KMS use is limited to ciphertexts sealed under our encryption context
+                assert statement["Condition"]["StringEquals"]["kms:EncryptionContext:app"] == "omniroute-edge"
+
+
+def test_outputs_give_what_the_owner_needs(tmp_path: Path) -> None:
+    import yaml
+
+    from shared.adapters.dynamo.tables import _CfnLoader
+
+    doc = yaml.load((REPO / "template.yaml").read_text(), Loader=_CfnLoader)
+    assert {"GatewayUrl", "OpenAIBaseUrl", "AdminApiUrl", "ConfigTableName", "StateTableName", "UsageTableName",
+            "CredentialsKeyArn"} <= set(doc["Outputs"])  # fmt: skip
+    assert {"StageName", "GatewayMaxConcurrency"} <= set(doc["Parameters"])
