@@ -64,7 +64,10 @@ def install_requirements(group: str, target: Path, platform: str, python_version
     ]  # fmt: skip
     for tag in platform_tags(platform):
         command += ["--platform", tag]
-    subprocess.run(command, check=True)
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:  # pip's own chatter (e.g. about unreachable find-links) only when it failed
+        sys.stderr.write(done.stdout + done.stderr)
+        raise SystemExit(f"pip could not install infra/requirements/{group}.txt for {platform} / {python_version}")
     shutil.rmtree(target / "bin", ignore_errors=True)  # console scripts point at this machine's interpreter
 
 

@@ -71,10 +71,10 @@ def start(job: str) -> None:
 def emit_job_metrics(job: str, values: dict[str, int]) -> None:
     from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
-    from shared.adapters.telemetry import NAMESPACE
+    from shared.adapters.telemetry import NAMESPACE, write_emf
 
     metrics = EphemeralMetrics(namespace=NAMESPACE, service=f"scheduled-{job}")
     metrics.add_metric("JobRuns", MetricUnit.Count, 1)
     for name, value in values.items():
         metrics.add_metric(name, MetricUnit.Count, value)
-    metrics.flush_metrics()
+    write_emf(metrics.serialize_metric_set())
