@@ -25,6 +25,7 @@ from shared.ports import DecryptionFailed
 _PREFIX = "kms:v1:"
 APP_CONTEXT = {"app": "omniroute-edge"}
 MAX_PLAINTEXT = 4096  # KMS Encrypt's limit
+MAX_BLOB = 6144  # KMS Decrypt's limit on CiphertextBlob (and at least 1 byte)
 _NOT_OURS = {"InvalidCiphertextException", "IncorrectKeyException"}
 
 
@@ -76,6 +77,9 @@ class KmsCipher:
             blob = base64.urlsafe_b64decode(ciphertext[len(_PREFIX) :])
         except (ValueError, binascii.Error) as exc:
             raise DecryptionFailed("malformed KMS ciphertext") from exc
+        if not 1 <= len(blob) <= MAX_BLOB:
+            # KMS would answer ValidationException, which is no verdict on the credential: decided here instead.
+            raise DecryptionFailed("malformed KMS ciphertext")
         try:
             resp = self._kms().decrypt(
                 CiphertextBlob=blob, KeyId=self._key_id, EncryptionContext=self._context(context)

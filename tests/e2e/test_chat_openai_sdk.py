@@ -52,6 +52,9 @@ def test_non_stream_completion_through_catalogue_provider(client: OpenAI, fake_s
     assert raw.headers["x-omniroute-provider"] == "deepseek"
     assert raw.headers["x-omniroute-model"] == "ds/deepseek-chat"
     assert raw.headers["x-request-id"].startswith("req_")
+    phases = dict(p.split(";dur=") for p in raw.headers["server-timing"].split(", "))
+    assert list(phases) == ["config", "auth", "route", "upstream", "total"]
+    assert float(phases["total"]) >= float(phases["upstream"]) > 0
     sent = fake_state.requests[-1]
     assert sent["body"]["model"] == "deepseek-chat"  # prefix stripped
     assert sent["headers"]["authorization"] == f"Bearer {UPSTREAM_KEY}"  # decrypted from storage
