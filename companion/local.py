@@ -16,11 +16,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from shared.adapters.crypto import AesGcmCipher, KeyFileError
 from shared.adapters.dynamo.config_store import DynamoConfigStore, bind_config_model, restore_records
 from shared.adapters.dynamo.embedded import Backend, EmbeddedDynamo, LockedConfigStore, SnapshotError, read_snapshot
-from shared.adapters.upstream import HttpxUpstream
 from shared.domain.config import Kind, Record
-from shared.services.admin import ConfigService
-from shared.services.chat import ChatService
-from shared.services.container import Services
+from shared.services.container import Services, assemble
 from shared.services.snapshot import ConfigCache
 from shared.settings import Settings
 
@@ -142,22 +139,7 @@ def _build(settings: Settings, backend: Backend, new_secret_key: bool, lock_fd: 
     store = LockedConfigStore(DynamoConfigStore(model), snapshot_path)
     cache = ConfigCache(store, cipher, ttl=None)
     cache.reload()
-    upstream = HttpxUpstream(
-        connect_timeout=settings.upstream_connect_timeout,
-        read_timeout=settings.upstream_read_timeout,
-        max_connections=settings.upstream_max_connections,
-        public_only=not settings.allow_private_upstreams,
-    )
-    services = Services(
-        settings=settings,
-        config=cache,
-        admin=ConfigService(
-            store, cipher, on_change=cache.invalidate, public_urls_only=not settings.allow_private_upstreams
-        ),
-        chat=ChatService(upstream),
-        upstream=upstream,
-        admin_token=token,
-    )
+    services = assemble(settings, store, cipher, cache, on_change=cache.invalidate, admin_token=token)
     return LocalRuntime(services=services, dynamo=dynamo, token_is_new=is_new, lock_fd=lock_fd)
 
 

@@ -11,10 +11,7 @@ from collections.abc import Callable
 
 from shared.adapters.dynamo.config_store import DynamoConfigStore, bind_config_model
 from shared.adapters.kms import KmsCipher
-from shared.adapters.upstream import HttpxUpstream
-from shared.services.admin import ConfigService
-from shared.services.chat import ChatService
-from shared.services.container import Services
+from shared.services.container import Services, assemble
 from shared.services.snapshot import ConfigCache
 from shared.settings import Settings
 
@@ -43,14 +40,5 @@ def build_cloud_services(settings: Settings, *, on_change: Callable[[], None] | 
     store = config_store(settings)
     cipher = KmsCipher(settings.kms_key_id, settings.region)
     cache = ConfigCache(store, cipher, ttl=settings.config_ttl, max_stale=settings.config_max_stale)
-    upstream = HttpxUpstream(
-        connect_timeout=settings.upstream_connect_timeout,
-        read_timeout=settings.upstream_read_timeout,
-        max_connections=settings.upstream_max_connections,
-        public_only=not settings.allow_private_upstreams,
-    )
     # The admin function shares no process with any gateway: gateways see a change within their TTL.
-    admin = ConfigService(
-        store, cipher, on_change=on_change or (lambda: None), public_urls_only=not settings.allow_private_upstreams
-    )
-    return Services(settings=settings, config=cache, admin=admin, chat=ChatService(upstream), upstream=upstream)
+    return assemble(settings, store, cipher, cache, on_change=on_change or (lambda: None))

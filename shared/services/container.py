@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from shared.ports import UpstreamClient
+from shared.adapters.upstream import HttpxUpstream
+from shared.ports import Cipher, ConfigStore, UpstreamClient
 from shared.services.admin import ConfigService
 from shared.services.chat import ChatService
 from shared.services.snapshot import ConfigCache
@@ -22,3 +24,32 @@ class Services:
 
     async def aclose(self) -> None:
         await self.upstream.aclose()
+
+
+def assemble(
+    settings: Settings,
+    store: ConfigStore,
+    cipher: Cipher,
+    cache: ConfigCache,
+    *,
+    on_change: Callable[[], None],
+    admin_token: str | None = None,
+) -> Services:
+    """The services every entry point shares, wired the same way locally and in the cloud: one upstream
+    client (public addresses only unless private upstreams are allowed), and an admin service that refuses
+    the same URLs at write time."""
+    public_only = not settings.allow_private_upstreams
+    upstream = HttpxUpstream(
+        connect_timeout=settings.upstream_connect_timeout,
+        read_timeout=settings.upstream_read_timeout,
+        max_connections=settings.upstream_max_connections,
+        public_only=public_only,
+    )
+    return Services(
+        settings=settings,
+        config=cache,
+        admin=ConfigService(store, cipher, on_change=on_change, public_urls_only=public_only),
+        chat=ChatService(upstream),
+        upstream=upstream,
+        admin_token=admin_token,
+    )
