@@ -15,12 +15,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import orjson
 from fastapi import FastAPI
-from starlette.types import Scope
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from functions.gateway.app import create_app
 from shared.adapters.telemetry import configure_logging, emit_request_metrics
 from shared.cloud import build_cloud_services, cloud_settings
+from shared.context import current_lambda_request_id
 from shared.services.chat import Outcome
 from shared.web.request_id import Timing
 
@@ -55,6 +57,7 @@ def record_request(scope: Scope, status: int, seconds: float) -> None:
     failed_midstream = outcome is not None and outcome.error is not None
     metadata: dict[str, Any] = {
         "request_id": state.get("request_id"),
+        "lambda_request_id": current_lambda_request_id.get(),
         "path": scope.get("path"),
         "status": status,
     }
@@ -84,4 +87,33 @@ async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
     await services.aclose()
 
 
+class LambdaRequestContext:
+    """Reads the Lambda request id from the `x-amzn-lambda-context` header Lambda Web Adapter adds to each
+    request it relays (it replaces any such header a client sent), for logs and metrics."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        lambda_rid = None
+        for name, value in scope["headers"]:
+            if name == b"x-amzn-lambda-context":
+                try:
+                    context = orjson.loads(value)
+                except orjson.JSONDecodeError:
+                    break
+                if isinstance(context, dict) and isinstance(context.get("request_id"), str):
+                    lambda_rid = context["request_id"][:64]
+                break
+        token = current_lambda_request_id.set(lambda_rid)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            current_lambda_request_id.reset(token)
+
+
 app = create_app(services, on_finish=record_request, lifespan=lifespan)
+app.add_middleware(LambdaRequestContext)

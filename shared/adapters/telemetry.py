@@ -2,7 +2,8 @@
 and one CloudWatch EMF record per request.
 
 Logs: every logger in the process writes through one handler with powertools' JSON formatter. The
-request id (`X-Request-Id`, from a context variable the request middleware sets) is added to each line,
+request id (`X-Request-Id`, from a context variable the request middleware sets) and the Lambda request
+id (which Lambda's own START/END/REPORT lines carry) are added to each line,
 and every value of the line is redacted before it is serialised: `Authorization`/`x-api-key`/
 `x-goog-api-key` values, bearer tokens, key-shaped strings (`sk-...`, `AIza...`, GitHub tokens, JWTs) and
 `*token*`/`*secret*`/`*password*`/`apiKey` fields, in the message, its arguments, extra keys and
@@ -24,7 +25,7 @@ from typing import Any
 
 from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 
-from shared.context import current_request_id
+from shared.context import current_lambda_request_id, current_request_id
 
 NAMESPACE = "OmniRouteEdge"
 
@@ -99,6 +100,9 @@ class _RequestContext(logging.Filter):
         rid = current_request_id.get()
         if rid is not None:
             record.request_id = rid
+        lambda_rid = current_lambda_request_id.get()
+        if lambda_rid is not None:
+            record.lambda_request_id = lambda_rid
         return True
 
 

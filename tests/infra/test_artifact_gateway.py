@@ -23,6 +23,15 @@ from tests.fakes.server import ServerThread, free_port
 from tests.infra.conftest import CloudAccount
 
 UPSTREAM_KEY = "sk-upstream-artifact-test-0123456789"
+LAMBDA_CONTEXT = {
+    "request_id": "0f4c1e2a-3b5d-4e6f-8a9b-0c1d2e3f4a5b",
+    "deadline": 1795310000000,
+    "invoked_function_arn": "arn:aws:lambda:us-east-1:123456789012:function:omniroute-gateway",
+    "xray_trace_id": "Root=1-6740d9fb-0b2c3d4e5f60718293a4b5c6;Parent=53995c3f42cd8ad8;Sampled=0",
+    "client_context": None,
+    "identity": None,
+    "env_config": {"function_name": "omniroute-gateway", "memory": 1024, "version": "$LATEST"},
+}
 
 
 @pytest.fixture(scope="module")
@@ -95,6 +104,7 @@ def test_streamed_chat_through_the_packaged_gateway(
             messages=[{"role": "user", "content": "Say hello from the packaged gateway"}],
             stream=True,
             stream_options={"include_usage": True},
+            extra_headers={"x-amzn-lambda-context": json.dumps(LAMBDA_CONTEXT)},  # as LWA adds it
         )
         assert raw.headers["content-type"].startswith("text/event-stream")
         timing = raw.headers["server-timing"]
@@ -116,6 +126,7 @@ def test_streamed_chat_through_the_packaged_gateway(
     assert metric["provider"] == seeded["node"] and metric["Requests"] == [1.0]
     assert metric["OutputTokens"][0] > 0 and metric["Errors"] == [0.0]
     assert metric["request_id"] == raw.headers["x-request-id"]
+    assert metric["lambda_request_id"] == LAMBDA_CONTEXT["request_id"]
 
 
 def test_the_packaged_gateway_refuses_private_upstreams_by_default(

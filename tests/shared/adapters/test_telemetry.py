@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from shared.adapters.telemetry import configure_logging, emit_request_metrics, redact
-from shared.context import current_request_id
+from shared.context import current_lambda_request_id, current_request_id
 
 JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U"
 GITHUB = "ghp_" + "a1B2c3D4" * 5
@@ -109,14 +109,17 @@ def test_the_request_id_is_added_while_one_is_set(json_logging: Any) -> None:
     lines = json_logging()
     log = logging.getLogger("omniroute.test")
     token = current_request_id.set("req_0123")
+    lambda_token = current_lambda_request_id.set("0f4c1e2a-3b5d-4e6f-8a9b-0c1d2e3f4a5b")
     try:
         log.warning("inside")
     finally:
         current_request_id.reset(token)
+        current_lambda_request_id.reset(lambda_token)
     log.warning("outside")
     inside, outside = lines()
     assert inside["request_id"] == "req_0123"
-    assert "request_id" not in outside
+    assert inside["lambda_request_id"] == "0f4c1e2a-3b5d-4e6f-8a9b-0c1d2e3f4a5b"
+    assert "request_id" not in outside and "lambda_request_id" not in outside
 
 
 def test_secrets_are_redacted_in_message_args_extra_and_exceptions(json_logging: Any) -> None:
