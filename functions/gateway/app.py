@@ -78,7 +78,10 @@ async def chat_completions(request: Request, snapshot: SnapshotDep, key: ApiKeyD
         reply = await unless_disconnected(request.receive, _services(request).chat.complete(body, route, stream=stream))
     except ClientGone:
         return Response(status_code=499)  # nginx's "client closed request"; nobody is there to read it
-    timing.since("upstream", started)  # to the upstream's headers on a stream, its whole answer otherwise
+    finally:
+        # to the upstream's headers on a stream, its whole answer otherwise; also when it failed (a 502/504
+        # then shows how long the upstream took to fail)
+        timing.since("upstream", started)
     request.state.outcome = reply.outcome
     if isinstance(reply, JsonReply):
         return Response(reply.body, status_code=reply.status, media_type="application/json", headers=reply.headers)

@@ -108,6 +108,7 @@ def test_upstream_5xx_becomes_502(gateway: Gateway, fake_state: Any, status: int
     assert err["code"] == "upstream_error" and f"HTTP {status}" in err["message"]
     rid = resp.headers["x-request-id"]
     assert f"{rid} POST /v1/chat/completions -> 502 upstream_error (provider=deepseek)" in gateway.log()
+    assert "upstream;dur=" in resp.headers["server-timing"]  # how long the upstream took to fail
 
 
 def test_upstream_200_that_is_not_json_becomes_502(gateway: Gateway, fake_state: Any) -> None:
