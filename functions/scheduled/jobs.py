@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from shared.adapters.telemetry import configure_logging
+from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
+
+from shared.adapters.telemetry import NAMESPACE, configure_logging, write_emf
 
 log = logging.getLogger("omniroute.scheduled")
 
@@ -69,10 +71,6 @@ def start(job: str) -> None:
 
 
 def emit_job_metrics(job: str, values: dict[str, int]) -> None:
-    from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
-
-    from shared.adapters.telemetry import NAMESPACE, write_emf
-
     metrics = EphemeralMetrics(namespace=NAMESPACE, service=f"scheduled-{job}")
     metrics.add_metric("JobRuns", MetricUnit.Count, 1)
     for name, value in values.items():

@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
+from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
 from shared.context import current_lambda_request_id, current_request_id
 
@@ -139,8 +140,6 @@ def emit_request_metrics(
     the rest (status, model, cached and reasoning tokens, the request id) rides along as properties,
     searchable with Logs Insights at no metric cost.
     """
-    from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
-
     metrics = EphemeralMetrics(namespace=NAMESPACE, service=service)
     metrics.add_dimension("provider", provider or "none")
     metrics.add_metric("Requests", MetricUnit.Count, 1)
