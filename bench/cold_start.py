@@ -45,16 +45,26 @@ FUNCTIONS = ("GatewayFunction", "AdminFunction", "TokenRefreshFunction", "UsageR
 UPSTREAM_KEY = "sk-bench-upstream-0123456789"
 
 
-def build(function: str, root: Path) -> Path:
+def python_version(exe: str) -> str:
+    out = subprocess.run(
+        [exe, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"], capture_output=True, text=True
+    )
+    return out.stdout.strip()
+
+
+def build(function: str, root: Path, python: str) -> Path:
+    """The function's artifact for this machine and `python`, whose directory goes first on PATH so the
+    recipe compiles bytecode with it."""
     target = root / function
     subprocess.run(
         [
             "make", "--no-print-directory", "-f", str(REPO / "infra" / "Makefile"), f"build-{function}",
             f"ARTIFACTS_DIR={target}", f"TARGET_PLATFORM=manylinux2014_{platform.machine()}",
-            f"TARGET_PYTHON={sys.version_info.major}.{sys.version_info.minor}", f"PYTHON={sys.executable}",
+            f"TARGET_PYTHON={python_version(python)}", f"PYTHON={sys.executable}",
         ],
         check=True,
         stdout=subprocess.DEVNULL,
+        env={**os.environ, "PATH": f"{Path(python).parent}:{os.environ.get('PATH', '')}"},
     )  # fmt: skip
     return target
 
@@ -82,11 +92,11 @@ class CountingHandler(logging.Handler):
             self.count += 1
 
 
-def clean_python(bindir: Path, *, no_bytecode: bool) -> Path:
+def clean_python(bindir: Path, python: str, *, no_bytecode: bool) -> Path:
     """`python3` seeing only the standard library (and, run from the artifact, the artifact)."""
     flags = "-S -s -E -B" if no_bytecode else "-S -s -E"
     wrapper = bindir / "python3"
-    wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" {flags} "$@"\n', encoding="utf-8")
+    wrapper.write_text(f'#!/bin/sh\nexec "{python}" {flags} "$@"\n', encoding="utf-8")
     wrapper.chmod(0o755)
     return wrapper
 
@@ -96,6 +106,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--burst", type=int, default=200, help="warm requests whose store calls are counted")
     parser.add_argument("--quick", action="store_true", help="2 runs, 20 warm requests (a smoke test)")
+    parser.add_argument(
+        "--python",
+        default=sys.executable,
+        help="the CPython to build for and run with (e.g. a python3.13, Lambda's version); default: this one",
+    )
     parser.add_argument(
         "--no-bytecode",
         action="store_true",
@@ -120,9 +135,9 @@ def main(argv: list[str] | None = None) -> int:
     from tests.fakes.server import ServerThread, free_port
 
     work = Path(tempfile.mkdtemp(prefix="omniroute-cold-"))
-    print(f"building the gateway artifact for {platform.machine()} / Python {sys.version.split()[0]} ...")
+    print(f"building the gateway artifact for {platform.machine()} / Python {python_version(args.python)} ...")
     started = time.perf_counter()
-    artifact = build("GatewayFunction", work)
+    artifact = build("GatewayFunction", work, args.python)
     print(f"  built in {time.perf_counter() - started:.1f} s")
     if args.no_bytecode:
         for cache in list(artifact.rglob("__pycache__")):
@@ -155,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
 
         bindir = work / "bin"
         bindir.mkdir()
-        python = clean_python(bindir, no_bytecode=args.no_bytecode)
+        python = clean_python(bindir, args.python, no_bytecode=args.no_bytecode)
         env = {
             "PATH": f"{bindir}:/usr/bin:/bin", "HOME": str(work), "LANG": "C.UTF-8",
             "AWS_LAMBDA_FUNCTION_NAME": "omniroute-bench-gateway", "AWS_REGION": REGION,
@@ -232,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print("\nartifact sizes (this machine's variant; the arm64 build is within a few MB):")
     for function in FUNCTIONS[:1] if args.quick else FUNCTIONS:
-        path = artifact if function == "GatewayFunction" else build(function, work)
+        path = artifact if function == "GatewayFunction" else build(function, work, args.python)
         raw, zipped = sizes(path)
         print(f"  {function:22s} {raw:6.1f} MB unzipped   {zipped:5.1f} MB zipped")
     print("Finished in", f"{time.perf_counter() - started:.1f} s")

@@ -26,7 +26,15 @@ REPO = Path(__file__).resolve().parents[2]
 SAM_VENV = Path(os.environ.get("OMNIROUTE_SAM_VENV") or REPO / ".venv-sam")
 FUNCTIONS = ("GatewayFunction", "AdminFunction", "TokenRefreshFunction", "UsageRollupFunction")
 HOST_PLATFORM = f"manylinux2014_{platform.machine()}"
-HOST_PYTHON = f"{sys.version_info.major}.{sys.version_info.minor}"
+# The interpreter the host variant is built for and run with: this one, or another CPython on this machine
+# (e.g. OMNIROUTE_ARTIFACT_PYTHON=python3.13, Lambda's version, where one is installed).
+ARTIFACT_PYTHON = os.environ.get("OMNIROUTE_ARTIFACT_PYTHON") or sys.executable
+HOST_PYTHON = subprocess.run(
+    [ARTIFACT_PYTHON, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+    capture_output=True,
+    text=True,
+    check=True,
+).stdout.strip()
 REGION = "us-east-1"
 ACCOUNT = "123456789012"  # moto's default account: the recorded events use it too
 
@@ -67,6 +75,8 @@ def build_variant(function: str, target: Path, platform_tag: str, python_version
             f"PYTHON={sys.executable}",
         ],
         cwd=target.parent,
+        # the target interpreter on PATH, so the recipe compiles bytecode with it
+        env={**os.environ, "PATH": f"{Path(ARTIFACT_PYTHON).parent}:{os.environ.get('PATH', '')}"},
     )  # fmt: skip
     return target
 
@@ -83,7 +93,7 @@ def clean_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
     PYTHON* variables. Run from an artifact's root, it imports the artifact and nothing else."""
     bindir = tmp_path_factory.mktemp("clean-bin")
     wrapper = bindir / "python3"
-    wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" -S -s -E "$@"\n', encoding="utf-8")
+    wrapper.write_text(f'#!/bin/sh\nexec "{ARTIFACT_PYTHON}" -S -s -E "$@"\n', encoding="utf-8")
     wrapper.chmod(0o755)
     return wrapper
 
