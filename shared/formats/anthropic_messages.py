@@ -56,7 +56,7 @@ _HANDLED = frozenset(
         "stop_sequences", "stream", "thinking", "metadata",
     }
 )  # fmt: skip
-_STOP_IN = {
+STOP_REASONS_IN = {
     "end_turn": FinishReason.STOP,
     "stop_sequence": FinishReason.STOP,
     "max_tokens": FinishReason.LENGTH,
@@ -65,7 +65,7 @@ _STOP_IN = {
     "pause_turn": FinishReason.PAUSE,
     "refusal": FinishReason.REFUSAL,
 }
-_STOP_OUT = {
+STOP_REASONS_OUT = {
     FinishReason.STOP: "end_turn",
     FinishReason.LENGTH: "max_tokens",
     FinishReason.TOOL_CALLS: "tool_use",
@@ -438,14 +438,14 @@ def parse_response(body: Mapping[str, Any], *, model: str | None = None) -> Chat
         id=str(body.get("id") or ""),
         model=model or str(body.get("model") or ""),
         parts=parts,
-        finish_reason=_STOP_IN.get(str(body.get("stop_reason")), FinishReason.UNKNOWN),
+        finish_reason=STOP_REASONS_IN.get(str(body.get("stop_reason")), FinishReason.UNKNOWN),
         usage=usage_from_anthropic(body.get("usage")),
         stop_sequence=stop_sequence if isinstance(stop_sequence, str) else None,
     )
 
 
 def render_response(resp: ChatResponse) -> dict[str, Any]:
-    stop_reason = _STOP_OUT[resp.finish_reason]
+    stop_reason = STOP_REASONS_OUT[resp.finish_reason]
     if resp.finish_reason is FinishReason.STOP and resp.stop_sequence is not None:
         stop_reason = "stop_sequence"
     body: dict[str, Any] = {

@@ -202,14 +202,14 @@ _HANDLED_REQUEST_FIELDS = frozenset(
     }
 )  # fmt: skip
 _EXT = "openai."
-_FINISH_IN = {
+FINISH_REASONS_IN = {
     "stop": FinishReason.STOP,
     "length": FinishReason.LENGTH,
     "tool_calls": FinishReason.TOOL_CALLS,
     "function_call": FinishReason.TOOL_CALLS,
     "content_filter": FinishReason.CONTENT_FILTER,
 }
-_FINISH_OUT = {
+FINISH_REASONS_OUT = {
     FinishReason.STOP: "stop",
     FinishReason.LENGTH: "length",
     FinishReason.TOOL_CALLS: "tool_calls",
@@ -499,7 +499,7 @@ def parse_response(body: Mapping[str, Any], *, model: str | None = None) -> Chat
         id=str(body.get("id") or ""),
         model=model or str(body.get("model") or ""),
         parts=tuple(parts),
-        finish_reason=_FINISH_IN.get(str(choice.get("finish_reason")), FinishReason.UNKNOWN),
+        finish_reason=FINISH_REASONS_IN.get(str(choice.get("finish_reason")), FinishReason.UNKNOWN),
         usage=usage_from_openai(body.get("usage")),
         created=body.get("created") if isinstance(body.get("created"), int) else None,
         extensions=extensions,
@@ -524,7 +524,7 @@ def render_response(resp: ChatResponse) -> dict[str, Any]:
         "created": resp.created or 0,
         "model": resp.model,
         "choices": [
-            {"index": 0, "message": message, "logprobs": None, "finish_reason": _FINISH_OUT[resp.finish_reason]}
+            {"index": 0, "message": message, "logprobs": None, "finish_reason": FINISH_REASONS_OUT[resp.finish_reason]}
         ],
     }
     if resp.usage is not None:
