@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
-from typing import Annotated
+from typing import Annotated, Any
 
 import orjson
 from fastapi import Depends, FastAPI, Request
@@ -17,7 +17,10 @@ from fastapi.responses import Response
 
 from shared.domain.config import ApiKey, ConfigSnapshot
 from shared.domain.resolve import list_models, resolve_model
+from shared.formats.anthropic_messages import validate_request as validate_anthropic_request
+from shared.formats.errors import ErrorFormat
 from shared.formats.openai_chat import parse_json_object, validate_chat_request, wants_stream
+from shared.providers.spec import WireFormat
 from shared.services.auth import authenticate, guard_browser_origin, presented_key, require_api_key
 from shared.services.chat import JsonReply
 from shared.services.container import Services
@@ -27,6 +30,11 @@ from shared.web.request_id import FinishHook, RequestIdMiddleware, Timing
 from shared.web.streaming import RelayResponse
 
 _SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+
+
+def error_format(request: Request) -> ErrorFormat:
+    """Errors in the caller's own shape, told by the route it called."""
+    return ErrorFormat.ANTHROPIC if request.url.path.startswith("/v1/messages") else ErrorFormat.OPENAI
 
 
 def _services(request: Request) -> Services:
@@ -67,6 +75,17 @@ ApiKeyDep = Annotated[ApiKey | None, Depends(_authenticate)]
 async def chat_completions(request: Request, snapshot: SnapshotDep, key: ApiKeyDep) -> Response:
     body = parse_json_object(await request.body())
     validate_chat_request(body)
+    return await _complete(request, snapshot, body, WireFormat.OPENAI)
+
+
+async def messages(request: Request, snapshot: SnapshotDep, key: ApiKeyDep) -> Response:
+    """Anthropic Messages (Claude Code and the Anthropic SDKs), to any upstream."""
+    body = parse_json_object(await request.body())
+    validate_anthropic_request(body)
+    return await _complete(request, snapshot, body, WireFormat.ANTHROPIC)
+
+
+async def _complete(request: Request, snapshot: ConfigSnapshot, body: dict[str, Any], client: WireFormat) -> Response:
     stream = wants_stream(body, request.headers.get("accept"))
     timing = _timing(request)
     started = time.perf_counter()
@@ -75,7 +94,10 @@ async def chat_completions(request: Request, snapshot: SnapshotDep, key: ApiKeyD
     request.state.provider = route.provider_id
     started = time.perf_counter()
     try:
-        reply = await unless_disconnected(request.receive, _services(request).chat.complete(body, route, stream=stream))
+        call = _services(request).chat.complete(
+            body, route, stream=stream, client=client, client_headers=request.headers
+        )
+        reply = await unless_disconnected(request.receive, call)
     except ClientGone:
         return Response(status_code=499)  # nginx's "client closed request"; nobody is there to read it
     finally:
@@ -117,9 +139,10 @@ def create_app(services: Services, *, on_finish: FinishHook | None = None, lifes
     app = FastAPI(title="OmniRoute Edge gateway", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
     app.state.services = services
     app.add_api_route("/v1/chat/completions", chat_completions, methods=["POST"])
+    app.add_api_route("/v1/messages", messages, methods=["POST"])
     app.add_api_route("/v1/models", models, methods=["GET"])
     app.add_api_route("/v1/models/{model:path}", retrieve_model, methods=["GET"])
     app.add_api_route("/healthz", healthz, methods=["GET"])
-    add_error_handlers(app)
+    add_error_handlers(app, error_format)
     app.add_middleware(RequestIdMiddleware, on_finish=on_finish)
     return app

@@ -227,6 +227,20 @@ def _parse_thinking(raw: object) -> Thinking | None:
     return Thinking()  # adaptive and later modes: thinking on, the model decides
 
 
+def validate_request(body: Mapping[str, Any]) -> None:
+    """What the gateway itself needs of a Messages request (the upstream checks the rest)."""
+    model = body.get("model")
+    if not isinstance(model, str) or not model.strip():
+        raise _bad("model: Field required (a non-empty string).", "model")
+    if not isinstance(body.get("messages"), list) or not body["messages"]:
+        raise _bad("messages: Field required (a non-empty array).", "messages")
+    max_tokens = body.get("max_tokens")
+    if max_tokens is not None and (not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1):
+        raise _bad("max_tokens: Input should be a positive integer.", "max_tokens")
+    if "stream" in body and not isinstance(body["stream"], bool):
+        raise _bad("stream: Input should be a valid boolean.", "stream")
+
+
 def parse_request(body: Mapping[str, Any], *, model: str | None = None) -> ChatRequest:
     if not isinstance(body.get("messages"), list):
         raise _bad("`messages` is required and must be an array.", "messages")

@@ -71,6 +71,8 @@ def render_error(err: GatewayError, fmt: ErrorFormat = ErrorFormat.OPENAI) -> tu
     status = err.http_status
     if isinstance(err, UpstreamRejected) and fmt is ErrorFormat.OPENAI and _is_openai_error(err.body):
         return status, err.body
+    if isinstance(err, UpstreamRejected) and fmt is ErrorFormat.ANTHROPIC and _is_anthropic_error(err.body):
+        return status, err.body
     if fmt is ErrorFormat.ANTHROPIC:
         kind = _ANTHROPIC_TYPES.get(status, "api_error" if status >= 500 else "invalid_request_error")
         return status, orjson.dumps({"type": "error", "error": {"type": kind, "message": err.message}})
@@ -86,6 +88,14 @@ def _is_openai_error(body: bytes) -> bool:
     except orjson.JSONDecodeError:
         return False
     return isinstance(doc, dict) and isinstance(doc.get("error"), dict) and "message" in doc["error"]
+
+
+def _is_anthropic_error(body: bytes) -> bool:
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return False
+    return isinstance(doc, dict) and doc.get("type") == "error" and isinstance(doc.get("error"), dict)
 
 
 def upstream_error_message(provider: str, status: int, body: bytes) -> str:

@@ -70,3 +70,11 @@ def frame_data(frame: bytes) -> bytes | None:
     if not parts:
         return None
     return b"\n".join(parts)
+
+
+def event_name(frame: bytes) -> str | None:
+    """The frame's `event:` field, or None (then the event type is "message")."""
+    for line in frame.splitlines():
+        if line.startswith(b"event:"):
+            return line[6:].strip().decode("utf-8", "replace")
+    return None

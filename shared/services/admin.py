@@ -57,6 +57,7 @@ def _new_id(prefix: str) -> str:
 def validate_base_url(value: str, field: str = "baseUrl", *, public_only: bool = False) -> str:
     """A clean upstream base URL. `public_only` (the cloud) also refuses address literals and names that are
     never public; names are resolved and checked again at every connect (see PublicOnlyBackend)."""
+
     def bad(why: str) -> InvalidRequest:
         shown = "" if "@" in value else f", got {value[:200]!r}"  # never echo credentials back
         return InvalidRequest(f"`{field}` {why}{shown}.", param=field, code="invalid_url")

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import quote
 
@@ -21,11 +21,18 @@ from shared.domain.config import Connection
 from shared.domain.resolve import Route
 from shared.domain.usage import Usage
 from shared.errors import GatewayError, NotSupported, UpstreamFailed, UpstreamRejected
+from shared.formats.anthropic_messages import usage_from_anthropic
+from shared.formats.codecs import feed_decoder, new_decoder, new_encoder
 from shared.formats.errors import openai_error_object, upstream_error_message
 from shared.formats.openai_chat import usage_from_openai
+from shared.formats.registry import FORMATS
 from shared.formats.sse import FrameTooLarge, SseFramer, frame_data
+from shared.formats.stream import StreamEnd, StreamEvent, StreamFailed, StreamOrderError
 from shared.ports import UpstreamClient, UpstreamResponse
 from shared.providers.spec import AuthHeader, WireFormat
+
+TRANSLATABLE = (WireFormat.OPENAI, WireFormat.ANTHROPIC)
+ENDPOINTS = {WireFormat.OPENAI: "/chat/completions", WireFormat.ANTHROPIC: "/messages"}
 
 log = logging.getLogger("omniroute.chat")
 
@@ -102,12 +109,25 @@ class ChatService:
     def __init__(self, upstream: UpstreamClient) -> None:
         self._upstream = upstream
 
-    async def complete(self, body: dict[str, Any], route: Route, *, stream: bool) -> JsonReply | StreamReply:
-        if route.wire_format is not WireFormat.OPENAI:
+    async def complete(
+        self,
+        body: dict[str, Any],
+        route: Route,
+        *,
+        stream: bool,
+        client: WireFormat = WireFormat.OPENAI,
+        client_headers: Mapping[str, str] | None = None,
+    ) -> JsonReply | StreamReply:
+        """Send `body` (in the `client` format) to the route's upstream and answer in the client's format.
+
+        Same format on both sides: the body passes through with only `model` rewritten. Otherwise it is
+        translated through the canonical model, and so is the answer, streamed or not.
+        """
+        upstream = route.wire_format
+        if upstream not in TRANSLATABLE:
             raise NotSupported(
-                f"`{route.public_model}` is served by {route.provider_id}, which speaks the "
-                f"{route.wire_format.value} format; this build routes OpenAI-format upstreams only "
-                "(other formats arrive with format translation).",
+                f"`{route.public_model}` is served by {route.provider_id}, which speaks the {upstream.value} "
+                "format; this build translates to OpenAI Chat and Anthropic Messages upstreams only.",
                 param="model",
                 provider=route.provider_id,
             )
@@ -117,17 +137,23 @@ class ChatService:
             model=route.public_model,
             connection_id=connection.id if connection else None,
         )
-        payload = dict(body)
-        payload["model"] = route.upstream_model
         client_wants_usage = True
-        if stream:
-            payload["stream"] = True
-            options = dict(body.get("stream_options") or {})
-            client_wants_usage = options.get("include_usage") is True
-            options["include_usage"] = True
-            payload["stream_options"] = options
+        if client is WireFormat.OPENAI and stream:
+            client_wants_usage = (body.get("stream_options") or {}).get("include_usage") is True
+        if client is upstream:
+            payload = dict(body)
+            payload["model"] = route.upstream_model
+            if stream:
+                payload["stream"] = True
+        else:
+            request = FORMATS[client].parse_request(body)
+            payload = FORMATS[upstream].render_request(replace(request, model=route.upstream_model, stream=stream))
+        if upstream is WireFormat.OPENAI and stream:
+            payload["stream_options"] = {**(payload.get("stream_options") or {}), "include_usage": True}
         headers = upstream_headers(route, connection, stream=stream)
-        url = route.base_url_for(connection) + "/chat/completions"
+        if upstream is WireFormat.ANTHROPIC and client_headers and client_headers.get("anthropic-beta"):
+            headers["anthropic-beta"] = client_headers["anthropic-beta"]  # features the client opted into
+        url = route.base_url_for(connection) + ENDPOINTS[upstream]
         try:
             resp = await self._upstream.send("POST", url, headers, orjson.dumps(payload), stream=stream)
         except GatewayError as err:
@@ -142,13 +168,23 @@ class ChatService:
             outcome.status = resp.status
             if not stream:
                 raw = await resp.aread()
-                outcome.usage = _json_usage(raw, route)
-                return JsonReply(resp.status, raw, reply_headers, outcome)
+                doc = _json_object(raw, route)
+                if client is upstream:
+                    outcome.usage = _usage_of(upstream, doc)
+                    return JsonReply(resp.status, raw, reply_headers, outcome)
+                answer = FORMATS[upstream].parse_response(doc)
+                outcome.usage = answer.usage
+                translated = orjson.dumps(FORMATS[client].render_response(answer))
+                return JsonReply(resp.status, translated, reply_headers, outcome)
             await _ensure_event_stream(resp, route)
         except BaseException:
             await resp.aclose()
             raise
-        return StreamReply(_relay(resp, client_wants_usage, outcome), reply_headers, resp.aclose, outcome)
+        if client is upstream is WireFormat.OPENAI:
+            chunks = _relay(resp, client_wants_usage, outcome)
+        else:
+            chunks = _translate_stream(resp, upstream, client, client_wants_usage, outcome)
+        return StreamReply(chunks, reply_headers, resp.aclose, outcome)
 
 
 def header_safe(value: str) -> str:
@@ -170,8 +206,8 @@ async def _ensure_event_stream(resp: UpstreamResponse, route: Route) -> None:
     )
 
 
-def _json_usage(raw: bytes, route: Route) -> Usage | None:
-    """Check the upstream's 200 is a JSON object (an HTML page or empty body is not an answer) and read usage."""
+def _json_object(raw: bytes, route: Route) -> dict[str, Any]:
+    """The upstream's 200 must be a JSON object: an HTML page or an empty body is not an answer."""
     try:
         doc = orjson.loads(raw)
     except orjson.JSONDecodeError:
@@ -181,7 +217,74 @@ def _json_usage(raw: bytes, route: Route) -> Usage | None:
         raise UpstreamFailed(
             f"Upstream {route.provider_id} answered 200 without a JSON object: {snippet!r}", provider=route.provider_id
         )
+    return doc
+
+
+def _usage_of(fmt: WireFormat, doc: dict[str, Any]) -> Usage | None:
+    if fmt is WireFormat.ANTHROPIC:
+        return usage_from_anthropic(doc.get("usage"))
     return usage_from_openai(doc.get("usage"))
+
+
+async def _translate_stream(
+    resp: UpstreamResponse, upstream: WireFormat, client: WireFormat, client_wants_usage: bool, outcome: Outcome
+) -> AsyncIterator[bytes]:
+    """Relay a stream, translating (or, Anthropic to Anthropic, checking) each event as it arrives.
+
+    Anthropic-to-Anthropic frames pass byte for byte; the decoder only reads them for usage and to notice
+    a stream that ends before `message_stop`, which then gets an `error` event instead of silence.
+    """
+    framer = SseFramer()
+    decoder = new_decoder(upstream)
+    passthrough = client is upstream
+    encoder = new_encoder(client, include_usage=client_wants_usage)
+
+    def handle(events: list[StreamEvent]) -> bytes:
+        out = b""
+        for event in events:
+            if isinstance(event, StreamEnd):
+                outcome.usage = event.usage
+            elif isinstance(event, StreamFailed):
+                outcome.error = event.message
+            if not passthrough:
+                out += encoder.feed(event)
+            elif isinstance(event, StreamFailed):
+                out += encoder.feed(event)  # only the failure we detected is ours to add
+        return out
+
+    try:
+        async for chunk in resp.aiter_bytes():
+            out = b""
+            for frame in framer.feed(chunk):
+                data = frame_data(frame)
+                if data is None:
+                    continue
+                translated = handle(feed_decoder(decoder, upstream, frame, data))
+                out += frame if passthrough else translated
+            if out:
+                yield out
+        rest = framer.flush()
+        if rest.strip():
+            data = frame_data(rest + b"\n\n")
+            if data is not None:
+                translated = handle(feed_decoder(decoder, upstream, rest, data))
+                yield (rest + b"\n\n") if passthrough else translated
+        tail = handle(decoder.finish())
+        if tail:
+            yield tail
+    except Exception as exc:
+        if isinstance(exc, GatewayError):
+            message = exc.message
+        elif isinstance(exc, FrameTooLarge | StreamOrderError):
+            message = f"The upstream stream could not be relayed ({exc})."
+        else:
+            message = "The gateway failed while relaying the stream; see its log."
+            log.exception("translating the stream from %s (%s) failed", outcome.provider, outcome.model)
+        log.warning("stream from %s (%s) ended early: %.300s", outcome.provider, outcome.model, message)
+        outcome.error = message
+        yield encoder.feed(StreamFailed(message))
+    finally:
+        await resp.aclose()
 
 
 _FINISH = re.compile(rb'"finish_reason"\s*:\s*"')

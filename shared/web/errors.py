@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -20,7 +21,10 @@ def error_response(err: GatewayError, fmt: ErrorFormat = ErrorFormat.OPENAI) -> 
     return Response(body, status_code=status, media_type="application/json", headers=error_headers(err))
 
 
-def add_error_handlers(app: FastAPI, fmt: ErrorFormat = ErrorFormat.OPENAI) -> None:
+def add_error_handlers(app: FastAPI, fmt: ErrorFormat | Callable[[Request], ErrorFormat] = ErrorFormat.OPENAI) -> None:
+    """Answer every failure in the caller's format: one for the app, or chosen per request (by path)."""
+    format_of: Callable[[Request], ErrorFormat] = fmt if callable(fmt) else (lambda _request: fmt)
+
     async def gateway_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, GatewayError)
         if exc.provider is not None or exc.http_status >= 500:
@@ -35,17 +39,17 @@ def add_error_handlers(app: FastAPI, fmt: ErrorFormat = ErrorFormat.OPENAI) -> N
                 exc.provider or "-",
                 exc.message,
             )
-        return error_response(exc, fmt)
+        return error_response(exc, format_of(request))
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
         if exc.status_code == 405:
             return error_response(
-                MethodNotAllowed(f"Method {request.method} is not allowed on {request.url.path}."), fmt
+                MethodNotAllowed(f"Method {request.method} is not allowed on {request.url.path}."), format_of(request)
             )
         if exc.status_code == 404:
-            return error_response(NotFound(f"Unknown route: {request.method} {request.url.path}."), fmt)
-        return error_response(InvalidRequest(str(exc.detail)), fmt)
+            return error_response(NotFound(f"Unknown route: {request.method} {request.url.path}."), format_of(request))
+        return error_response(InvalidRequest(str(exc.detail)), format_of(request))
 
     async def validation_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
@@ -53,13 +57,15 @@ def add_error_handlers(app: FastAPI, fmt: ErrorFormat = ErrorFormat.OPENAI) -> N
         where = ".".join(str(p) for p in first.get("loc", ())[1:]) or None
         detail = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
         msg = f"Invalid `{where}`: {detail}." if where else detail
-        return error_response(InvalidRequest(msg, param=where, code="invalid_value"), fmt)
+        return error_response(InvalidRequest(msg, param=where, code="invalid_value"), format_of(request))
 
     async def unexpected(request: Request, exc: Exception) -> Response:
         # Never echo the exception text: it may carry upstream bodies or credentials.
         rid = request.scope.get("state", {}).get("request_id", "-")
         log.exception("%s unhandled error on %s %s", rid, request.method, request.url.path)
-        response = error_response(GatewayError(f"The gateway hit an internal error (request {rid}); see its log."), fmt)
+        response = error_response(
+            GatewayError(f"The gateway hit an internal error (request {rid}); see its log."), format_of(request)
+        )
         # This response is sent outside the request-id middleware, so it adds the header itself.
         response.headers["x-request-id"] = rid
         return response

@@ -1,0 +1,113 @@
+"""The official `anthropic` SDK (what Claude Code is built on) against `/v1/messages` of a real
+`omniroute serve`, whose upstream speaks OpenAI Chat: every request and answer is translated both ways,
+streamed and not, tools included."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anthropic
+import httpx
+import pytest
+
+from tests.e2e.conftest import UPSTREAM_KEY
+from tests.e2e.harness import Gateway
+
+WEATHER: Any = {
+    "name": "get_weather",
+    "description": "Weather for a city",
+    "input_schema": {
+        "type": "object",
+        "properties": {"city": {"type": "string"}, "days": {"type": "integer"}},
+        "required": ["city", "days"],
+    },
+}
+
+
+@pytest.fixture
+def client(gateway: Gateway) -> Any:
+    with anthropic.Anthropic(base_url=gateway.base_url, api_key="any-placeholder", max_retries=0) as c:
+        yield c
+
+
+def test_non_stream_message_translated_from_an_openai_upstream(client: anthropic.Anthropic, fake_state: Any) -> None:
+    raw = client.messages.with_raw_response.create(
+        model="fake/gpt-4o-mini",
+        max_tokens=256,
+        system="Be brief.",
+        messages=[{"role": "user", "content": "ping"}],
+    )
+    message = raw.parse()
+    assert message.type == "message" and message.role == "assistant"
+    assert [b.type for b in message.content] == ["text"]
+    assert message.content[0].text == "Hello from fake-openai: ping"  # type: ignore[union-attr]
+    assert message.stop_reason == "end_turn"
+    assert message.usage.input_tokens > 0 and message.usage.output_tokens > 0
+    assert raw.headers["x-omniroute-provider"]
+    sent = fake_state.requests[-1]
+    assert sent["body"]["model"] == "gpt-4o-mini"
+    assert sent["body"]["messages"][0] == {"role": "system", "content": "Be brief."}
+    assert sent["body"]["max_tokens"] == 256
+    assert sent["headers"]["authorization"] == f"Bearer {UPSTREAM_KEY}"
+
+
+def test_streamed_message_with_the_sdk_stream_helper(client: anthropic.Anthropic) -> None:
+    with client.messages.stream(
+        model="fake/gpt-4o-mini", max_tokens=256, messages=[{"role": "user", "content": "stream please"}]
+    ) as stream:
+        text = "".join(stream.text_stream)
+        final = stream.get_final_message()
+    assert text == "Hello from fake-openai: stream please"
+    assert final.stop_reason == "end_turn"
+    assert final.usage.output_tokens > 0 and final.usage.input_tokens > 0  # usage from the upstream's last chunk
+
+
+def test_streamed_tool_use_is_assembled_by_the_sdk(client: anthropic.Anthropic) -> None:
+    with client.messages.stream(
+        model="fake/gpt-4o-mini",
+        max_tokens=256,
+        tools=[WEATHER],
+        messages=[{"role": "user", "content": "Weather in Paris?"}],
+    ) as stream:
+        final = stream.get_final_message()
+    assert final.stop_reason == "tool_use"
+    tool_uses = [b for b in final.content if b.type == "tool_use"]
+    assert len(tool_uses) == 1 and tool_uses[0].name == "get_weather"
+    assert set(tool_uses[0].input) == {"city", "days"}  # type: ignore[arg-type]
+
+
+def test_tool_result_round_trip(client: anthropic.Anthropic, fake_state: Any) -> None:
+    first = client.messages.create(
+        model="fake/gpt-4o-mini", max_tokens=256, tools=[WEATHER], messages=[{"role": "user", "content": "Weather?"}]
+    )
+    call = next(b for b in first.content if b.type == "tool_use")
+    second = client.messages.create(
+        model="fake/gpt-4o-mini",
+        max_tokens=256,
+        tools=[WEATHER],
+        messages=[
+            {"role": "user", "content": "Weather?"},
+            {"role": "assistant", "content": first.content},  # type: ignore[typeddict-item]
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": call.id, "content": "Sunny"}]},
+        ],
+    )
+    assert second.content[0].text == "Tool said: Sunny"  # type: ignore[union-attr]
+    sent = fake_state.requests[-1]["body"]["messages"]
+    assert sent[1]["tool_calls"][0]["id"] == call.id
+    assert sent[2] == {"role": "tool", "tool_call_id": call.id, "content": "Sunny"}
+
+
+def test_errors_come_back_in_anthropic_shape(gateway: Gateway) -> None:
+    resp = httpx.post(gateway.v1 + "/messages", json={"model": "fake/gpt-4o-mini", "max_tokens": 5})
+    assert resp.status_code == 400
+    assert resp.json()["type"] == "error" and resp.json()["error"]["type"] == "invalid_request_error"
+    resp = httpx.post(
+        gateway.v1 + "/messages",
+        json={"model": "nobody/none", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]},
+    )
+    assert resp.status_code == 404 and resp.json()["error"]["type"] == "not_found_error"
+
+
+def test_sdk_raises_typed_errors(client: anthropic.Anthropic) -> None:
+    with pytest.raises(anthropic.NotFoundError):
+        client.messages.create(model="nobody/none", max_tokens=5, messages=[{"role": "user", "content": "x"}])
