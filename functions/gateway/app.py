@@ -85,6 +85,14 @@ async def messages(request: Request, snapshot: SnapshotDep, key: ApiKeyDep) -> R
     return await _complete(request, snapshot, body, WireFormat.ANTHROPIC)
 
 
+async def count_tokens(request: Request, snapshot: SnapshotDep, key: ApiKeyDep) -> Response:
+    body = parse_json_object(await request.body())
+    validate_anthropic_request(body)
+    route = resolve_model(body["model"], snapshot)
+    reply = await _services(request).chat.count_tokens(body, route, client_headers=request.headers)
+    return Response(reply.body, status_code=reply.status, media_type="application/json", headers=reply.headers)
+
+
 async def _complete(request: Request, snapshot: ConfigSnapshot, body: dict[str, Any], client: WireFormat) -> Response:
     stream = wants_stream(body, request.headers.get("accept"))
     timing = _timing(request)
@@ -140,6 +148,7 @@ def create_app(services: Services, *, on_finish: FinishHook | None = None, lifes
     app.state.services = services
     app.add_api_route("/v1/chat/completions", chat_completions, methods=["POST"])
     app.add_api_route("/v1/messages", messages, methods=["POST"])
+    app.add_api_route("/v1/messages/count_tokens", count_tokens, methods=["POST"])
     app.add_api_route("/v1/models", models, methods=["GET"])
     app.add_api_route("/v1/models/{model:path}", retrieve_model, methods=["GET"])
     app.add_api_route("/healthz", healthz, methods=["GET"])

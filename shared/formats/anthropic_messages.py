@@ -249,8 +249,11 @@ def parse_request(body: Mapping[str, Any], *, model: str | None = None) -> ChatR
     messages = _parse_system(body.get("system"))
     for i, msg in enumerate(body["messages"]):
         role = msg.get("role") if isinstance(msg, dict) else None
+        if role == "system":  # mid-conversation system messages (Claude Code sends them)
+            messages.extend(_parse_system(msg.get("content")))
+            continue
         if role not in ("user", "assistant"):
-            raise _bad(f"`messages[{i}].role` must be user or assistant.", f"messages[{i}].role")
+            raise _bad(f"`messages[{i}].role` must be user, assistant or system.", f"messages[{i}].role")
         messages.extend(_parse_blocks(role, msg.get("content"), f"messages[{i}].content"))
     tools = []
     for i, tool in enumerate(body.get("tools") or ()):
@@ -271,9 +274,16 @@ def parse_request(body: Mapping[str, Any], *, model: str | None = None) -> ChatR
             )
         )
     choice, parallel = _parse_tool_choice(body.get("tool_choice"))
+    thinking = _parse_thinking(body.get("thinking"))
+    output_config = dict(body["output_config"]) if isinstance(body.get("output_config"), dict) else {}
+    effort = output_config.pop("effort", None)
+    if isinstance(effort, str) and (thinking is None or thinking.enabled):
+        thinking = Thinking(effort=effort, budget_tokens=thinking.budget_tokens if thinking else None)
     metadata = body.get("metadata")
     user = metadata.get("user_id") if isinstance(metadata, dict) else None
-    extensions = {_EXT + k: v for k, v in body.items() if k not in _HANDLED}
+    extensions = {_EXT + k: v for k, v in body.items() if k not in _HANDLED and k != "output_config"}
+    if output_config:
+        extensions[_EXT + "output_config"] = output_config
     if isinstance(metadata, dict) and set(metadata) - {"user_id"}:
         extensions[_EXT + "metadata"] = metadata
     stop = body.get("stop_sequences")
@@ -289,7 +299,7 @@ def parse_request(body: Mapping[str, Any], *, model: str | None = None) -> ChatR
         top_k=body.get("top_k"),
         stop=tuple(stop) if isinstance(stop, list) else (),
         stream=body.get("stream") is True,
-        thinking=_parse_thinking(body.get("thinking")),
+        thinking=thinking,
         user=user if isinstance(user, str) else None,
         extensions=extensions,
     )

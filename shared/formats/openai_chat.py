@@ -202,6 +202,7 @@ _HANDLED_REQUEST_FIELDS = frozenset(
     }
 )  # fmt: skip
 _EXT = "openai."
+MAX_USER_LENGTH = 64
 FINISH_REASONS_IN = {
     "stop": FinishReason.STOP,
     "length": FinishReason.LENGTH,
@@ -450,9 +451,11 @@ def render_request(req: ChatRequest) -> dict[str, Any]:
     if req.max_tokens is not None:
         field_name = "max_completion_tokens" if req.extensions.get(_EXT + "max_completion_tokens") else "max_tokens"
         body[field_name] = req.max_tokens
-    for name, value in (("temperature", req.temperature), ("top_p", req.top_p), ("user", req.user)):
+    for name, value in (("temperature", req.temperature), ("top_p", req.top_p)):
         if value is not None:
             body[name] = value
+    if req.user is not None and len(req.user) <= MAX_USER_LENGTH:
+        body["user"] = req.user  # longer ids (Claude Code sends a JSON blob) are refused by OpenAI
     if req.stop:
         body["stop"] = list(req.stop)
     if req.stream:

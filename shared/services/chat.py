@@ -28,6 +28,7 @@ from shared.formats.openai_chat import usage_from_openai
 from shared.formats.registry import FORMATS
 from shared.formats.sse import FrameTooLarge, SseFramer, frame_data
 from shared.formats.stream import StreamEnd, StreamEvent, StreamFailed, StreamOrderError
+from shared.formats.tokens import estimate_tokens
 from shared.ports import UpstreamClient, UpstreamResponse
 from shared.providers.spec import AuthHeader, WireFormat
 
@@ -185,6 +186,39 @@ class ChatService:
         else:
             chunks = _translate_stream(resp, upstream, client, client_wants_usage, outcome)
         return StreamReply(chunks, reply_headers, resp.aclose, outcome)
+
+    async def count_tokens(
+        self, body: dict[str, Any], route: Route, *, client_headers: Mapping[str, str] | None = None
+    ) -> JsonReply:
+        """Anthropic's `count_tokens`: asked of an Anthropic upstream, estimated for any other (and marked
+        `x-omniroute-estimated: true`)."""
+        connection = route.connections[0]
+        outcome = Outcome(provider=route.provider_id, model=route.public_model)
+        reply_headers = {
+            "x-omniroute-provider": route.provider_id,
+            "x-omniroute-model": header_safe(route.public_model),
+        }
+        if route.wire_format is not WireFormat.ANTHROPIC:
+            request = FORMATS[WireFormat.ANTHROPIC].parse_request(body)
+            reply_headers["x-omniroute-estimated"] = "true"
+            outcome.status = 200
+            return JsonReply(200, orjson.dumps({"input_tokens": estimate_tokens(request)}), reply_headers, outcome)
+        payload = {**body, "model": route.upstream_model}
+        payload.pop("max_tokens", None)
+        headers = upstream_headers(route, connection, stream=False)
+        if client_headers and client_headers.get("anthropic-beta"):
+            headers["anthropic-beta"] = client_headers["anthropic-beta"]
+        url = route.base_url_for(connection) + "/messages/count_tokens"
+        try:
+            resp = await self._upstream.send("POST", url, headers, orjson.dumps(payload), stream=False)
+        except GatewayError as err:
+            err.provider = err.provider or route.provider_id
+            raise
+        await _raise_for_status(resp, route)
+        raw = await resp.aread()
+        _json_object(raw, route)
+        outcome.status = resp.status
+        return JsonReply(resp.status, raw, reply_headers, outcome)
 
 
 def header_safe(value: str) -> str:

@@ -111,3 +111,11 @@ def test_errors_come_back_in_anthropic_shape(gateway: Gateway) -> None:
 def test_sdk_raises_typed_errors(client: anthropic.Anthropic) -> None:
     with pytest.raises(anthropic.NotFoundError):
         client.messages.create(model="nobody/none", max_tokens=5, messages=[{"role": "user", "content": "x"}])
+
+
+def test_count_tokens_is_estimated_for_a_non_anthropic_upstream(client: anthropic.Anthropic) -> None:
+    raw = client.messages.with_raw_response.count_tokens(
+        model="fake/gpt-4o-mini", messages=[{"role": "user", "content": "count these few words please"}]
+    )
+    assert raw.headers["x-omniroute-estimated"] == "true"
+    assert 5 <= raw.parse().input_tokens <= 20
