@@ -47,10 +47,11 @@ Mapping rules:
 What Gemini has and the canonical model lacks rides in `extensions` under `gemini.<top-level field>`: the
 part of that field left after mapping (unmapped top-level fields whole, e.g. `safetySettings`; the rest of
 `generationConfig` and `toolConfig`; non-function `tools`; in a response the rest of the first candidate under
-`gemini.candidate` and of `usageMetadata`). Rendering merges them back, so unknown fields survive a round trip.
+`gemini.candidate`, the other candidates under `gemini.candidates` (`[]`: the prompt was blocked and there was
+none), and the rest of `usageMetadata`). Rendering merges them back, so unknown fields survive a round trip.
 
-Lossy, by nature of the formats: `parallel_tool_calls`, `user`, `Message.name`, `Tool.strict`, `OutputFormat`'s
-name and strictness, `stop_sequence` and `created` of a response, candidates after the first.
+Lossy, by nature of the formats: `parallel_tool_calls`, `user`, `Message.name`, `Tool.strict`, cache breakpoints,
+`OutputFormat`'s name and strictness, `Usage.cache_creation`, and `stop_sequence` and `created` of a response.
 
 Pure: no I/O imports (import-linter keeps it so).
 """
@@ -712,7 +713,8 @@ def parse_request(body: Mapping[str, Any], *, model: str | None = None) -> ChatR
         messages.extend(_turn_messages(role, _parse_parts(raw_parts, p, ids), p))
 
     tools = _parse_tools(_get(body, "tools"), ext)
-    tool_choice = _parse_tool_config(_get(body, "toolConfig"), ext) if _get(body, "toolConfig") is not None else None
+    tool_config = _get(body, "toolConfig")
+    tool_choice = None if tool_config is None else _parse_tool_config(tool_config, ext)
 
     fields: dict[str, Any] = {}
     config_raw = _get(body, "generationConfig")

@@ -12,9 +12,11 @@ from collections.abc import Mapping
 from types import ModuleType
 
 import shared.formats.anthropic_messages as anthropic_messages
+import shared.formats.gemini as gemini
 import shared.formats.openai_chat as openai_chat
 
 FORMATS: Mapping[str, ModuleType] = {
     "openai": openai_chat,
     "anthropic": anthropic_messages,
+    "gemini": gemini,
 }
