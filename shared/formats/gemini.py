@@ -979,3 +979,13 @@ def render_response(resp: ChatResponse) -> dict[str, Any]:
         body["responseId"] = resp.id
     _apply_extensions(body, resp.extensions, skip=("candidate", "candidates"))
     return body
+
+
+def finish_reason_out(finish: FinishReason) -> str:
+    """The Gemini `finishReason` for a canonical one (TOOL_CALLS is STOP: calls speak for themselves)."""
+    return _finish_out(finish)
+
+
+def usage_metadata(usage: Usage) -> dict[str, Any]:
+    """`usageMetadata` for canonical usage (zero counts left out, as Gemini does)."""
+    return _render_usage(usage)

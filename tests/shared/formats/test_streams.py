@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from shared.domain.usage import Usage
 from shared.formats.anthropic_stream import AnthropicStreamDecoder, AnthropicStreamEncoder
 from shared.formats.canonical import ChatResponse, FinishReason, Text, ToolCall, response_from_json, to_json
+from shared.formats.codecs import feed_decoder, new_decoder, new_encoder
 from shared.formats.openai_chat_stream import OpenAIStreamDecoder, OpenAIStreamEncoder
 from shared.formats.sse import SseFramer, frame_data
 from shared.formats.stream import (
@@ -29,6 +30,7 @@ from shared.formats.stream import (
     ToolCallStart,
     events_for,
 )
+from shared.providers.spec import WireFormat
 
 GOLDEN = Path(__file__).parent / "golden"
 ANSWERS = sorted(GOLDEN.glob("*/response.canonical.json"))
@@ -42,20 +44,20 @@ def _event_name(frame: bytes) -> str | None:
 
 
 def encode(fmt: str, events: list[StreamEvent]) -> bytes:
-    encoder: Any = OpenAIStreamEncoder(include_usage=True) if fmt == "openai" else AnthropicStreamEncoder()
+    encoder = new_encoder(WireFormat(fmt), include_usage=True)
     return b"".join(encoder.feed(e) for e in events)
 
 
 def decode(fmt: str, chunks: list[bytes]) -> list[StreamEvent]:
     framer = SseFramer()
     events: list[StreamEvent] = []
-    decoder: Any = OpenAIStreamDecoder() if fmt == "openai" else AnthropicStreamDecoder()
+    decoder = new_decoder(WireFormat(fmt))
     for chunk in chunks:
         for frame in framer.feed(chunk):
             data = frame_data(frame)
             if data is None:
                 continue
-            events += decoder.feed(data) if fmt == "openai" else decoder.feed(_event_name(frame), data)
+            events += feed_decoder(decoder, WireFormat(fmt), frame, data)
     return events + decoder.finish()
 
 
@@ -88,8 +90,9 @@ def _comparable(fmt: str, answer: ChatResponse) -> dict[str, Any]:
 STREAM_CASES = [
     pytest.param(path, fmt, id=f"{path.parent.name}-{fmt}")
     for path in ANSWERS
-    for fmt in ("openai", "anthropic")
+    for fmt in ("openai", "anthropic", "gemini")
     if (path.parent / f"response.{fmt}.json").exists()  # the answers this format can express
+    and '"type": "image"' not in path.read_text()  # generated images are not streamed as deltas
 ]
 
 
