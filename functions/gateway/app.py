@@ -17,6 +17,7 @@ from fastapi.responses import Response
 
 from shared.domain.config import ApiKey, ConfigSnapshot
 from shared.domain.resolve import list_models, resolve_model
+from shared.errors import NotFound
 from shared.formats.anthropic_messages import validate_request as validate_anthropic_request
 from shared.formats.errors import ErrorFormat
 from shared.formats.openai_chat import parse_json_object, validate_chat_request, wants_stream
@@ -34,7 +35,15 @@ _SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 
 def error_format(request: Request) -> ErrorFormat:
     """Errors in the caller's own shape, told by the route it called."""
-    return ErrorFormat.ANTHROPIC if request.url.path.startswith("/v1/messages") else ErrorFormat.OPENAI
+    path = request.url.path
+    if path.startswith("/v1/messages"):
+        return ErrorFormat.ANTHROPIC
+    if path.startswith("/v1beta/"):
+        return ErrorFormat.GEMINI
+    return ErrorFormat.OPENAI
+
+
+_GEMINI_ACTIONS = {"generateContent": False, "streamGenerateContent": True}
 
 
 def _services(request: Request) -> Services:
@@ -85,6 +94,18 @@ async def messages(request: Request, snapshot: SnapshotDep, key: ApiKeyDep) -> R
     return await _complete(request, snapshot, body, WireFormat.ANTHROPIC)
 
 
+async def gemini_generate(target: str, request: Request, snapshot: SnapshotDep, key: ApiKeyDep) -> Response:
+    """Gemini `models/{model}:generateContent` and `:streamGenerateContent` (google-genai and Gemini CLI
+    style clients), to any upstream. The model id may contain slashes (`ds/deepseek-chat`)."""
+    model, _, action = target.rpartition(":")
+    if action not in _GEMINI_ACTIONS or not model:
+        raise NotFound(
+            f"Unknown Gemini method `{target}`: use models/<model>:generateContent or :streamGenerateContent."
+        )
+    body = parse_json_object(await request.body())
+    return await _complete(request, snapshot, body, WireFormat.GEMINI, model=model, stream=_GEMINI_ACTIONS[action])
+
+
 async def count_tokens(request: Request, snapshot: SnapshotDep, key: ApiKeyDep) -> Response:
     body = parse_json_object(await request.body())
     validate_anthropic_request(body)
@@ -93,17 +114,26 @@ async def count_tokens(request: Request, snapshot: SnapshotDep, key: ApiKeyDep) 
     return Response(reply.body, status_code=reply.status, media_type="application/json", headers=reply.headers)
 
 
-async def _complete(request: Request, snapshot: ConfigSnapshot, body: dict[str, Any], client: WireFormat) -> Response:
-    stream = wants_stream(body, request.headers.get("accept"))
+async def _complete(
+    request: Request,
+    snapshot: ConfigSnapshot,
+    body: dict[str, Any],
+    client: WireFormat,
+    *,
+    model: str | None = None,
+    stream: bool | None = None,
+) -> Response:
+    if stream is None:
+        stream = wants_stream(body, request.headers.get("accept"))
     timing = _timing(request)
     started = time.perf_counter()
-    route = resolve_model(body["model"], snapshot)
+    route = resolve_model(model or body["model"], snapshot)
     timing.since("route", started)
     request.state.provider = route.provider_id
     started = time.perf_counter()
     try:
         call = _services(request).chat.complete(
-            body, route, stream=stream, client=client, client_headers=request.headers
+            body, route, stream=stream, client=client, client_headers=request.headers, client_model=model
         )
         reply = await unless_disconnected(request.receive, call)
     except ClientGone:
@@ -149,6 +179,7 @@ def create_app(services: Services, *, on_finish: FinishHook | None = None, lifes
     app.add_api_route("/v1/chat/completions", chat_completions, methods=["POST"])
     app.add_api_route("/v1/messages", messages, methods=["POST"])
     app.add_api_route("/v1/messages/count_tokens", count_tokens, methods=["POST"])
+    app.add_api_route("/v1beta/models/{target:path}", gemini_generate, methods=["POST"])
     app.add_api_route("/v1/models", models, methods=["GET"])
     app.add_api_route("/v1/models/{model:path}", retrieve_model, methods=["GET"])
     app.add_api_route("/healthz", healthz, methods=["GET"])

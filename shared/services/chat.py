@@ -22,6 +22,7 @@ from shared.domain.resolve import Route
 from shared.domain.usage import Usage
 from shared.errors import GatewayError, NotSupported, UpstreamFailed, UpstreamRejected
 from shared.formats.anthropic_messages import usage_from_anthropic
+from shared.formats.canonical import ChatResponse
 from shared.formats.codecs import feed_decoder, new_decoder, new_encoder
 from shared.formats.errors import openai_error_object, upstream_error_message
 from shared.formats.openai_chat import usage_from_openai
@@ -32,8 +33,18 @@ from shared.formats.tokens import estimate_tokens
 from shared.ports import UpstreamClient, UpstreamResponse
 from shared.providers.spec import AuthHeader, WireFormat
 
-TRANSLATABLE = (WireFormat.OPENAI, WireFormat.ANTHROPIC)
-ENDPOINTS = {WireFormat.OPENAI: "/chat/completions", WireFormat.ANTHROPIC: "/messages"}
+TRANSLATABLE = (WireFormat.OPENAI, WireFormat.ANTHROPIC, WireFormat.GEMINI)
+
+
+def endpoint(fmt: WireFormat, model: str, *, stream: bool) -> str:
+    """The path under the upstream's base URL for one completion."""
+    if fmt is WireFormat.ANTHROPIC:
+        return "/messages"
+    if fmt is WireFormat.GEMINI:
+        action = "streamGenerateContent?alt=sse" if stream else "generateContent"
+        return f"/models/{quote(model, safe='/-._~')}:{action}"
+    return "/chat/completions"
+
 
 log = logging.getLogger("omniroute.chat")
 
@@ -118,6 +129,7 @@ class ChatService:
         stream: bool,
         client: WireFormat = WireFormat.OPENAI,
         client_headers: Mapping[str, str] | None = None,
+        client_model: str | None = None,
     ) -> JsonReply | StreamReply:
         """Send `body` (in the `client` format) to the route's upstream and answer in the client's format.
 
@@ -128,7 +140,7 @@ class ChatService:
         if upstream not in TRANSLATABLE:
             raise NotSupported(
                 f"`{route.public_model}` is served by {route.provider_id}, which speaks the {upstream.value} "
-                "format; this build translates to OpenAI Chat and Anthropic Messages upstreams only.",
+                "format; this build translates to OpenAI Chat, Anthropic Messages and Gemini upstreams only.",
                 param="model",
                 provider=route.provider_id,
             )
@@ -143,18 +155,19 @@ class ChatService:
             client_wants_usage = (body.get("stream_options") or {}).get("include_usage") is True
         if client is upstream:
             payload = dict(body)
-            payload["model"] = route.upstream_model
-            if stream:
-                payload["stream"] = True
+            if upstream is not WireFormat.GEMINI:  # Gemini names the model and the stream in the URL
+                payload["model"] = route.upstream_model
+                if stream:
+                    payload["stream"] = True
         else:
-            request = FORMATS[client].parse_request(body)
+            request = FORMATS[client].parse_request(body, model=client_model)
             payload = FORMATS[upstream].render_request(replace(request, model=route.upstream_model, stream=stream))
         if upstream is WireFormat.OPENAI and stream:
             payload["stream_options"] = {**(payload.get("stream_options") or {}), "include_usage": True}
         headers = upstream_headers(route, connection, stream=stream)
         if upstream is WireFormat.ANTHROPIC and client_headers and client_headers.get("anthropic-beta"):
             headers["anthropic-beta"] = client_headers["anthropic-beta"]  # features the client opted into
-        url = route.base_url_for(connection) + ENDPOINTS[upstream]
+        url = route.base_url_for(connection) + endpoint(upstream, route.upstream_model, stream=stream)
         try:
             resp = await self._upstream.send("POST", url, headers, orjson.dumps(payload), stream=stream)
         except GatewayError as err:
@@ -257,6 +270,12 @@ def _json_object(raw: bytes, route: Route) -> dict[str, Any]:
 def _usage_of(fmt: WireFormat, doc: dict[str, Any]) -> Usage | None:
     if fmt is WireFormat.ANTHROPIC:
         return usage_from_anthropic(doc.get("usage"))
+    if fmt is WireFormat.GEMINI:
+        try:
+            answer: ChatResponse = FORMATS[fmt].parse_response(doc)
+            return answer.usage
+        except GatewayError:
+            return None  # an answer the gateway cannot read is still the client's to have
     return usage_from_openai(doc.get("usage"))
 
 

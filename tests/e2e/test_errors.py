@@ -64,11 +64,11 @@ def test_bad_requests_get_their_4xx(gateway: Gateway, body: Any, status: int, pa
 
 
 def test_not_yet_supported_format_is_a_clear_400(gateway: Gateway) -> None:
-    gateway.admin_post("/providers", {"provider": "gemini", "apiKey": "AIza-test-0000000000000000000"})
-    resp = post(gateway, {"model": "gemini/gemini-2.5-pro", "messages": MSG})
+    gateway.admin_post("/providers", {"provider": "cohere", "apiKey": "co-test-0000000000000000000"})
+    resp = post(gateway, {"model": "cohere/command-a-03-2025", "messages": MSG})
     assert resp.status_code == 400
     err = error_of(resp)
-    assert err["code"] == "not_supported" and "gemini format" in err["message"]
+    assert err["code"] == "not_supported" and "cohere format" in err["message"]
 
 
 def test_unknown_route_and_wrong_method(gateway: Gateway) -> None:
