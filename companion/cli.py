@@ -5,11 +5,13 @@ from __future__ import annotations
 import typer
 
 from companion.serve import serve
+from companion.translate import translate
 
 app = typer.Typer(
     help="OmniRoute Edge companion: run the gateway locally and manage your deployment.", no_args_is_help=True
 )
 app.command()(serve)
+app.command()(translate)
 
 
 @app.callback()

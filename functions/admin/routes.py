@@ -16,9 +16,11 @@ from functions.admin.schemas import (
     NodeCreate,
     NodeUpdate,
     SettingsUpdate,
+    TranslateBody,
 )
 from shared.domain.resolve import list_models
 from shared.services.auth import require_api_key
+from shared.services.translator import translate
 
 router = APIRouter(prefix="/api", dependencies=[AdminDep])
 
@@ -146,3 +148,9 @@ def health(svc: ServicesDep) -> dict[str, Any]:
         "apiKeys": len(snapshot.api_keys),
         "models": len(list_models(snapshot)),
     }
+
+
+@router.post("/translator/translate")
+def translate_body(body: TranslateBody) -> dict[str, Any]:
+    """The translator playground: detect a body's format, translate it to another."""
+    return translate(body.body, to=body.to, source=body.source, kind=body.kind, model=body.model)

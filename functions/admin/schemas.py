@@ -91,3 +91,15 @@ class KeyUpdate(_Body):
 
 class SettingsUpdate(_Body):
     requireApiKey: StrictBool | None = None
+
+
+class TranslateBody(_Body):
+    """`POST /api/translator/translate`: `from` and `kind` are detected when left out."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    body: dict[str, Any]
+    to: Annotated[str, Field(min_length=1, max_length=32)]
+    source: Annotated[str | None, Field(default=None, alias="from", max_length=32)] = None
+    kind: Annotated[str | None, Field(default=None, max_length=16)] = None
+    model: ModelId | None = None

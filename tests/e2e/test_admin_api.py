@@ -115,3 +115,25 @@ def test_settings_and_health(gateway: Gateway) -> None:
         health = api.get("/health").json()
         assert health["status"] == "ok"
         assert "deepseek" in health["activeProviders"]
+
+
+def test_translator_playground(gateway: Gateway) -> None:
+    body = {
+        "model": "gpt-4o",
+        "messages": [{"role": "system", "content": "Be terse."}, {"role": "user", "content": "hi"}],
+    }
+    with gateway.admin() as admin:
+        resp = admin.post("/translator/translate", json={"body": body, "to": "anthropic"})
+        gemini = admin.post("/translator/translate", json={"body": body, "to": "gemini", "from": "openai"}).json()
+        bad = admin.post("/translator/translate", json={"body": {"x": 1}, "to": "anthropic"})
+        unknown = admin.post("/translator/translate", json={"body": body, "to": "anthropic", "extra": 1})
+    unsigned = httpx.post(gateway.base_url + "/api/translator/translate", json={"body": body, "to": "anthropic"})
+    assert resp.status_code == 200, resp.text
+    out = resp.json()
+    assert (out["from"], out["kind"], out["to"]) == ("openai", "request", "anthropic")
+    assert out["body"]["system"] == "Be terse." and out["body"]["max_tokens"] > 0
+    assert out["canonical"]["messages"][0]["role"] == "system"
+    assert gemini["body"]["systemInstruction"]["parts"][0]["text"] == "Be terse."
+    assert bad.status_code == 400 and err(bad)["code"] == "undetectable_format"
+    assert unknown.status_code == 400
+    assert unsigned.status_code == 401
