@@ -4,7 +4,7 @@ bounded so nothing reaches the store that it would refuse (a DynamoDB item is at
 
 from __future__ import annotations
 
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, model_validator
 
@@ -90,7 +90,12 @@ class KeyUpdate(_Body):
 
 
 class SettingsUpdate(_Body):
+    nullable: ClassVar[frozenset[str]] = frozenset({"systemPrompt"})
+
     requireApiKey: StrictBool | None = None
+    systemPrompt: Annotated[str | None, Field(max_length=20000)] = None
+    thinkingMode: Literal["passthrough", "auto", "custom", "adaptive"] | None = None
+    thinkingBudget: Annotated[StrictInt | None, Field(ge=1024, le=131072)] = None
 
 
 class TranslateBody(_Body):

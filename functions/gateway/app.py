@@ -133,7 +133,13 @@ async def _complete(
     started = time.perf_counter()
     try:
         call = _services(request).chat.complete(
-            body, route, stream=stream, client=client, client_headers=request.headers, client_model=model
+            body,
+            route,
+            stream=stream,
+            client=client,
+            client_headers=request.headers,
+            client_model=model,
+            settings=snapshot.settings,
         )
         reply = await unless_disconnected(request.receive, call)
     except ClientGone:

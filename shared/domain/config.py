@@ -82,14 +82,41 @@ class ApiKey:
 
 @dataclass(frozen=True, slots=True)
 class GatewaySettings:
-    """The admin-editable settings document. `None` means "use the process default"."""
+    """The admin-editable settings document. `None` means "use the process default".
+
+    `system_prompt` is put before every request's own instructions; `thinking_mode` decides what happens
+    to the reasoning a request asks for: passthrough (as asked), auto (leave it to the model: drop the
+    request's own setting), custom (always `thinking_budget` tokens), adaptive (the asked effort's budget,
+    scaled up for long conversations, many tools and long prompts).
+    """
 
     require_api_key: bool | None = None
+    system_prompt: str | None = None
+    thinking_mode: str = "passthrough"
+    thinking_budget: int = 10240
 
     @classmethod
     def from_data(cls, data: Mapping[str, Any]) -> GatewaySettings:
         value = data.get("requireApiKey")
-        return cls(require_api_key=value if isinstance(value, bool) else None)
+        prompt = data.get("systemPrompt")
+        mode = data.get("thinkingMode")
+        budget = data.get("thinkingBudget")
+        return cls(
+            require_api_key=value if isinstance(value, bool) else None,
+            system_prompt=prompt if isinstance(prompt, str) and prompt.strip() else None,
+            thinking_mode=mode if mode in THINKING_MODES else "passthrough",
+            thinking_budget=budget
+            if isinstance(budget, int) and not isinstance(budget, bool) and budget > 0
+            else 10240,
+        )
+
+    @property
+    def rewrites_requests(self) -> bool:
+        """Whether requests must pass through the canonical model even when no translation is needed."""
+        return self.system_prompt is not None or self.thinking_mode != "passthrough"
+
+
+THINKING_MODES = ("passthrough", "auto", "custom", "adaptive")
 
 
 def _empty() -> Mapping[str, Any]:

@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 import orjson
 
-from shared.domain.config import Connection
+from shared.domain.config import Connection, GatewaySettings
 from shared.domain.resolve import Route
 from shared.domain.usage import Usage
 from shared.errors import GatewayError, NotSupported, UpstreamFailed, UpstreamRejected
@@ -29,6 +29,7 @@ from shared.formats.openai_chat import usage_from_openai
 from shared.formats.registry import FORMATS
 from shared.formats.sse import FrameTooLarge, SseFramer, frame_data
 from shared.formats.stream import StreamEnd, StreamEvent, StreamFailed, StreamOrderError
+from shared.formats.thinking import apply_thinking_mode, with_system_prompt
 from shared.formats.tokens import estimate_tokens
 from shared.ports import UpstreamClient, UpstreamResponse
 from shared.providers.spec import AuthHeader, WireFormat
@@ -130,6 +131,7 @@ class ChatService:
         client: WireFormat = WireFormat.OPENAI,
         client_headers: Mapping[str, str] | None = None,
         client_model: str | None = None,
+        settings: GatewaySettings | None = None,
     ) -> JsonReply | StreamReply:
         """Send `body` (in the `client` format) to the route's upstream and answer in the client's format.
 
@@ -153,7 +155,7 @@ class ChatService:
         client_wants_usage = True
         if client is WireFormat.OPENAI and stream:
             client_wants_usage = (body.get("stream_options") or {}).get("include_usage") is True
-        if client is upstream:
+        if client is upstream and not (settings and settings.rewrites_requests):
             payload = dict(body)
             if upstream is not WireFormat.GEMINI:  # Gemini names the model and the stream in the URL
                 payload["model"] = route.upstream_model
@@ -161,6 +163,9 @@ class ChatService:
                     payload["stream"] = True
         else:
             request = FORMATS[client].parse_request(body, model=client_model)
+            if settings is not None:
+                request = with_system_prompt(request, settings.system_prompt)
+                request = apply_thinking_mode(request, settings.thinking_mode, settings.thinking_budget)
             payload = FORMATS[upstream].render_request(replace(request, model=route.upstream_model, stream=stream))
         if upstream is WireFormat.OPENAI and stream:
             payload["stream_options"] = {**(payload.get("stream_options") or {}), "include_usage": True}

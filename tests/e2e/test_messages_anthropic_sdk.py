@@ -119,3 +119,33 @@ def test_count_tokens_is_estimated_for_a_non_anthropic_upstream(client: anthropi
     )
     assert raw.headers["x-omniroute-estimated"] == "true"
     assert 5 <= raw.parse().input_tokens <= 20
+
+
+def test_owner_settings_rewrite_requests_even_without_translation(tmp_path: Any, fake_upstream: Any) -> None:
+    """A global system prompt and a custom thinking budget reach the upstream, same format or not."""
+    gw = Gateway(data_dir=tmp_path / "data").start()
+    try:
+        node = gw.admin_post(
+            "/provider-nodes", {"name": "Fake", "prefix": "fake", "baseUrl": fake_upstream.base_url + "/v1"}
+        )["node"]
+        gw.admin_post("/providers", {"provider": node["id"], "apiKey": UPSTREAM_KEY})
+        with gw.admin() as admin:
+            resp = admin.patch(
+                "/settings",
+                json={"systemPrompt": "Answer in French.", "thinkingMode": "custom", "thinkingBudget": 8192},
+            )
+            assert resp.status_code == 200, resp.text
+            bad = admin.patch("/settings", json={"thinkingMode": "sometimes"})
+            assert bad.status_code == 400
+        state = fake_upstream.app.state.fake
+        with httpx.Client(base_url=gw.v1) as http:
+            assert http.post("/chat/completions", json={"model": "fake/gpt-4o-mini", "messages": [
+                {"role": "user", "content": "hi"}]}).status_code == 200  # fmt: skip
+            sent = state.requests[-1]["body"]
+            assert sent["messages"][0] == {"role": "system", "content": "Answer in French."}
+            assert sent["reasoning_effort"] == "medium"  # 8192 tokens
+            assert http.post("/messages", json={"model": "fake/gpt-4o-mini", "max_tokens": 50, "messages": [
+                {"role": "user", "content": "hi"}]}).status_code == 200  # fmt: skip
+            assert state.requests[-1]["body"]["messages"][0]["content"] == "Answer in French."
+    finally:
+        gw.stop()
