@@ -34,6 +34,7 @@ from shared.formats.canonical import (
     ToolChoice,
     ToolResult,
 )
+from shared.formats.think_tags import split_think_tags
 from shared.formats.thinking import effort_for
 
 ROLES = ("system", "developer", "user", "assistant", "tool", "function")
@@ -492,10 +493,15 @@ def parse_response(body: Mapping[str, Any], *, model: str | None = None) -> Chat
     message: dict[str, Any] = raw_message if isinstance(raw_message, dict) else {}
     parts: list[Part] = []
     reasoning = message.get("reasoning_content")
+    content = message.get("content")
     if isinstance(reasoning, str) and reasoning:
         parts.append(Reasoning(text=reasoning))
-    if isinstance(message.get("content"), str):
-        parts.append(Text(message["content"]))
+    elif isinstance(content, str):
+        thought, content = split_think_tags(content)  # models that write reasoning between <think> tags
+        if thought:
+            parts.append(Reasoning(text=thought))
+    if isinstance(content, str):
+        parts.append(Text(content))
     parts.extend(_tool_calls(message.get("tool_calls"), "choices[0].message.tool_calls"))
     extensions = {_EXT + k: body[k] for k in ("system_fingerprint", "service_tier") if body.get(k) is not None}
     return ChatResponse(

@@ -28,6 +28,7 @@ from shared.formats.stream import (
     ToolCallDelta,
     ToolCallStart,
 )
+from shared.formats.think_tags import ThinkTagSplitter
 
 DONE_FRAME = b"data: [DONE]\n\n"
 
@@ -45,6 +46,7 @@ class OpenAIStreamDecoder:
         self._tools: dict[int, int] = {}  # wire tool index → part index
         self._finish: FinishReason | None = None
         self._usage: Usage | None = None
+        self._tags: ThinkTagSplitter | None = ThinkTagSplitter()  # until the upstream sends real reasoning
 
     def feed(self, data: bytes) -> list[StreamEvent]:
         if data.strip() == b"[DONE]":
@@ -78,9 +80,14 @@ class OpenAIStreamDecoder:
             delta = _obj(choice.get("delta"))
             reasoning = delta.get("reasoning_content") or delta.get("reasoning")
             if isinstance(reasoning, str) and reasoning:
+                self._tags = None  # reasoning has a field of its own: content is only content
                 out += self._write("reasoning", reasoning)
             if isinstance(delta.get("content"), str) and delta["content"]:
-                out += self._write("text", delta["content"])
+                if self._tags is None:
+                    out += self._write("text", delta["content"])
+                else:
+                    for kind, piece in self._tags.feed(delta["content"]):
+                        out += self._write(kind, piece)
             for call in delta.get("tool_calls") or ():
                 out += self._tool(call)
             if choice.get("finish_reason"):
@@ -128,7 +135,11 @@ class OpenAIStreamDecoder:
         self._ended = True
         if self._finish is None:
             return [StreamFailed("The upstream ended the stream before finishing its answer.", "api_error")]
-        out = self._close_open()
+        out: list[StreamEvent] = []
+        if self._tags is not None:
+            for kind, piece in self._tags.flush():
+                out += self._write(kind, piece)
+        out += self._close_open()
         out += [PartEnd(index) for index in self._tools.values()]
         out.append(StreamEnd(self._finish, self._usage))
         return out
