@@ -32,6 +32,7 @@ from shared.formats.stream import StreamEnd, StreamEvent, StreamFailed, StreamOr
 from shared.formats.thinking import apply_thinking_mode, with_system_prompt
 from shared.formats.tokens import estimate_tokens
 from shared.ports import UpstreamClient, UpstreamResponse
+from shared.providers.quirks import normalise_openai_roles
 from shared.providers.spec import AuthHeader, WireFormat
 
 TRANSLATABLE = (WireFormat.OPENAI, WireFormat.ANTHROPIC, WireFormat.GEMINI)
@@ -167,8 +168,10 @@ class ChatService:
                 request = with_system_prompt(request, settings.system_prompt)
                 request = apply_thinking_mode(request, settings.thinking_mode, settings.thinking_budget)
             payload = FORMATS[upstream].render_request(replace(request, model=route.upstream_model, stream=stream))
-        if upstream is WireFormat.OPENAI and stream:
-            payload["stream_options"] = {**(payload.get("stream_options") or {}), "include_usage": True}
+        if upstream is WireFormat.OPENAI:
+            payload = normalise_openai_roles(payload, route.provider_id, route.upstream_model)
+            if stream:
+                payload["stream_options"] = {**(payload.get("stream_options") or {}), "include_usage": True}
         headers = upstream_headers(route, connection, stream=stream)
         if upstream is WireFormat.ANTHROPIC and client_headers and client_headers.get("anthropic-beta"):
             headers["anthropic-beta"] = client_headers["anthropic-beta"]  # features the client opted into

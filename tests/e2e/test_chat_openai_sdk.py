@@ -82,7 +82,8 @@ def test_custom_node_route_and_unknown_fields_pass_through(client: OpenAI, fake_
     body = fake_state.requests[-1]["body"]
     assert body["vendor_flag"] == {"keep": True}
     assert body["temperature"] == 0.2
-    assert body["messages"][0] == {"role": "developer", "content": "be brief"}
+    # developer is OpenAI's own role: any other OpenAI-compatible upstream gets it as system
+    assert body["messages"][0] == {"role": "system", "content": "be brief"}
 
 
 def test_stream_text_and_usage_only_when_asked(client: OpenAI, fake_state: Any) -> None:
