@@ -139,6 +139,18 @@ class Collector:
     def response(self) -> ChatResponse:
         if self.start is None or self.end is None:
             raise StreamOrderError("the stream has not ended")
+        return ChatResponse(
+            id=self.start.id,
+            model=self.start.model,
+            parts=self.parts(),
+            finish_reason=self.end.finish_reason,
+            usage=self.end.usage,
+            created=self.start.created,
+            stop_sequence=self.end.stop_sequence,
+        )
+
+    def parts(self) -> tuple[Part, ...]:
+        """The answer's parts so far."""
         parts: list[Part] = []
         for _, slot in sorted(self._parts.items()):
             if slot[0] == "text":
@@ -147,12 +159,4 @@ class Collector:
                 parts.append(Reasoning(redacted=slot[3]) if slot[3] is not None else Reasoning(slot[1], slot[2]))
             else:
                 parts.append(ToolCall(slot[1], slot[2], slot[3]))
-        return ChatResponse(
-            id=self.start.id,
-            model=self.start.model,
-            parts=tuple(parts),
-            finish_reason=self.end.finish_reason,
-            usage=self.end.usage,
-            created=self.start.created,
-            stop_sequence=self.end.stop_sequence,
-        )
+        return tuple(parts)

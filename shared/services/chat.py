@@ -28,12 +28,13 @@ from shared.formats.errors import openai_error_object, upstream_error_message
 from shared.formats.openai_chat import usage_from_openai
 from shared.formats.registry import FORMATS
 from shared.formats.sse import FrameTooLarge, SseFramer, frame_data
-from shared.formats.stream import StreamEnd, StreamEvent, StreamFailed, StreamOrderError
+from shared.formats.stream import Collector, StreamEnd, StreamEvent, StreamFailed, StreamOrderError
 from shared.formats.thinking import apply_thinking_mode, with_system_prompt
 from shared.formats.tokens import estimate_tokens
 from shared.ports import UpstreamClient, UpstreamResponse
 from shared.providers.quirks import normalise_openai_roles
 from shared.providers.spec import AuthHeader, WireFormat
+from shared.services.reasoning_memory import ReasoningMemory
 
 TRANSLATABLE = (WireFormat.OPENAI, WireFormat.ANTHROPIC, WireFormat.GEMINI)
 
@@ -120,8 +121,9 @@ async def _raise_for_status(resp: UpstreamResponse, route: Route) -> None:
 
 
 class ChatService:
-    def __init__(self, upstream: UpstreamClient) -> None:
+    def __init__(self, upstream: UpstreamClient, memory: ReasoningMemory | None = None) -> None:
         self._upstream = upstream
+        self._memory = memory or ReasoningMemory()
 
     async def complete(
         self,
@@ -167,6 +169,8 @@ class ChatService:
             if settings is not None:
                 request = with_system_prompt(request, settings.system_prompt)
                 request = apply_thinking_mode(request, settings.thinking_mode, settings.thinking_budget)
+            if client is not upstream:
+                request = self._memory.restore(request, upstream)
             payload = FORMATS[upstream].render_request(replace(request, model=route.upstream_model, stream=stream))
         if upstream is WireFormat.OPENAI:
             payload = normalise_openai_roles(payload, route.provider_id, route.upstream_model)
@@ -195,6 +199,7 @@ class ChatService:
                     outcome.usage = _usage_of(upstream, doc)
                     return JsonReply(resp.status, raw, reply_headers, outcome)
                 answer = FORMATS[upstream].parse_response(doc)
+                self._memory.remember_answer(answer.parts)
                 outcome.usage = answer.usage
                 translated = orjson.dumps(FORMATS[client].render_response(answer))
                 return JsonReply(resp.status, translated, reply_headers, outcome)
@@ -205,7 +210,7 @@ class ChatService:
         if client is upstream is WireFormat.OPENAI:
             chunks = _relay(resp, client_wants_usage, outcome)
         else:
-            chunks = _translate_stream(resp, upstream, client, client_wants_usage, outcome)
+            chunks = _translate_stream(resp, upstream, client, client_wants_usage, outcome, self._memory)
         return StreamReply(chunks, reply_headers, resp.aclose, outcome)
 
     async def count_tokens(
@@ -288,7 +293,12 @@ def _usage_of(fmt: WireFormat, doc: dict[str, Any]) -> Usage | None:
 
 
 async def _translate_stream(
-    resp: UpstreamResponse, upstream: WireFormat, client: WireFormat, client_wants_usage: bool, outcome: Outcome
+    resp: UpstreamResponse,
+    upstream: WireFormat,
+    client: WireFormat,
+    client_wants_usage: bool,
+    outcome: Outcome,
+    memory: ReasoningMemory,
 ) -> AsyncIterator[bytes]:
     """Relay a stream, translating (or, Anthropic to Anthropic, checking) each event as it arrives.
 
@@ -300,10 +310,16 @@ async def _translate_stream(
     passthrough = client is upstream
     encoder = new_encoder(client, include_usage=client_wants_usage)
 
+    collector = Collector()  # the answer as it streams, for the reasoning before each tool call
+
     def handle(events: list[StreamEvent]) -> bytes:
         out = b""
         for event in events:
+            if not passthrough:
+                collector.feed(event)
             if isinstance(event, StreamEnd):
+                if not passthrough:
+                    memory.remember_answer(collector.parts())
                 outcome.usage = event.usage
             elif isinstance(event, StreamFailed):
                 outcome.error = event.message

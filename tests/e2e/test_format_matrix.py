@@ -20,6 +20,7 @@ from google.genai import types as genai_types
 
 from tests.e2e.harness import Gateway
 from tests.fakes.anthropic_upstream import create_app as create_anthropic
+from tests.fakes.gemini_upstream import create_app as create_gemini
 from tests.fakes.openai_upstream import create_app as create_openai
 from tests.fakes.server import ServerThread
 
@@ -28,8 +29,10 @@ KEY = "sk-matrix-upstream-0123456789"
 UPSTREAMS: dict[str, tuple[str, str, Any, str, str]] = {
     "openai": ("oai", "openai", create_openai, "gpt-4o-mini", "Hello from fake-openai: "),
     "anthropic": ("ant", "anthropic", create_anthropic, "claude-sonnet-4-6", "Hello from fake-anthropic: "),
+    "gemini": ("gem", "gemini", create_gemini, "gemini-3-flash-preview", "Hello from fake-gemini: "),
 }
 CLIENTS = ("openai", "anthropic", "gemini")
+BASE_PATHS = {"openai": "v1", "anthropic": "v1", "gemini": "v1beta", "responses": "v1"}
 WEATHER_SCHEMA: Any = {
     "type": "object",
     "properties": {"city": {"type": "string"}, "days": {"type": "integer"}},
@@ -47,7 +50,12 @@ def matrix_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway
         for server, (prefix, api_type, _, model, _) in zip(servers, UPSTREAMS.values(), strict=True):
             node = gw.admin_post(
                 "/provider-nodes",
-                {"name": prefix, "prefix": prefix, "baseUrl": server.base_url + "/v1", "apiType": api_type},
+                {
+                    "name": prefix,
+                    "prefix": prefix,
+                    "baseUrl": f"{server.base_url}/{BASE_PATHS[api_type]}",
+                    "apiType": api_type,
+                },
             )["node"]
             gw.admin_post("/providers", {"provider": node["id"], "apiKey": KEY})
             gw.admin_post("/provider-models", {"provider": prefix, "modelId": model})

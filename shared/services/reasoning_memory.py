@@ -1,0 +1,86 @@
+"""Reasoning a client cannot carry back, kept by the gateway and put back into the next request.
+
+Anthropic (with thinking and tools) and Gemini 3 require the model's signed reasoning to come back with
+the assistant turn that made the tool calls; Anthropic refuses a thinking block without its signature
+and Gemini a function call without its `thoughtSignature`. OpenAI Chat clients (and Gemini clients
+talking to Anthropic, and so on) have no place for them, so the gateway remembers the reasoning that
+preceded each tool call, by the call's id, and restores it when that call comes back in a conversation.
+
+In memory, per instance, bounded (least recently used go first) and with a time limit. A call the
+gateway no longer remembers (another Lambda instance answered it, or it was evicted) gets Gemini's
+documented placeholder signature, which Gemini accepts for history it did not produce; for Anthropic,
+whose thinking blocks cannot be faked, the turn goes without them.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import replace
+
+from shared.formats.canonical import ChatRequest, Message, Part, Reasoning, Role, ToolCall
+from shared.providers.spec import WireFormat
+
+GEMINI_PLACEHOLDER_SIGNATURE = "skip_thought_signature_validator"
+
+
+class ReasoningMemory:
+    def __init__(self, *, capacity: int = 10_000, ttl: float = 6 * 3600) -> None:
+        self._items: OrderedDict[str, tuple[float, tuple[Reasoning, ...]]] = OrderedDict()
+        self._capacity = capacity
+        self._ttl = ttl
+        self._lock = threading.Lock()
+
+    def remember(self, call_id: str, reasoning: tuple[Reasoning, ...]) -> None:
+        if not call_id or not any(r.signature or r.redacted for r in reasoning):
+            return
+        with self._lock:
+            self._items[call_id] = (time.monotonic() + self._ttl, reasoning)
+            self._items.move_to_end(call_id)
+            while len(self._items) > self._capacity:
+                self._items.popitem(last=False)
+
+    def recall(self, call_id: str) -> tuple[Reasoning, ...] | None:
+        with self._lock:
+            found = self._items.get(call_id)
+            if found is None:
+                return None
+            if found[0] < time.monotonic():
+                del self._items[call_id]
+                return None
+            self._items.move_to_end(call_id)
+            return found[1]
+
+    def remember_answer(self, parts: tuple[Part, ...]) -> None:
+        """Remember the reasoning before each tool call of an answer."""
+        reasoning: list[Reasoning] = []
+        for part in parts:
+            if isinstance(part, Reasoning):
+                reasoning.append(part)
+            elif isinstance(part, ToolCall):
+                self.remember(part.id, tuple(reasoning))
+                reasoning = []
+
+    def restore(self, request: ChatRequest, upstream: WireFormat) -> ChatRequest:
+        """The request with remembered reasoning put back before the tool calls that lack it."""
+        if upstream not in (WireFormat.ANTHROPIC, WireFormat.GEMINI):
+            return request
+        changed = False
+        messages: list[Message] = []
+        for message in request.messages:
+            first_call = next((p for p in message.parts if isinstance(p, ToolCall)), None)
+            signed = any(isinstance(p, Reasoning) and (p.signature or p.redacted) for p in message.parts)
+            if message.role is not Role.ASSISTANT or first_call is None or signed:
+                messages.append(message)
+                continue
+            recalled = self.recall(first_call.id)
+            if recalled is None and upstream is WireFormat.GEMINI:
+                recalled = (Reasoning(signature=GEMINI_PLACEHOLDER_SIGNATURE),)
+            if not recalled:
+                messages.append(message)
+                continue
+            kept = tuple(p for p in message.parts if not isinstance(p, Reasoning))  # unsigned copies go
+            messages.append(replace(message, parts=(*recalled, *kept)))
+            changed = True
+        return replace(request, messages=tuple(messages)) if changed else request
