@@ -10,15 +10,16 @@ Where the formats differ, and what was chosen:
   item in a row: `reasoning`, assistant `message`s, `function_call`s and `custom_tool_call`s join one
   canonical ASSISTANT message, in order (so two assistant messages in a row become one). A
   `function_call_output` or `custom_tool_call_output` is a TOOL message; its call's canonical id is the
-  `call_id` (item ids such as `fc_...` and `msg_...` on input items are dropped: Codex never sends them
-  back, and with `store: false` an id makes OpenAI look the item up and fail).
+  `call_id`. Other item ids on input items (`msg_...`, `fc_...`, `fco_...`, which Codex 0.169 sends) are
+  optional and dropped, and so are `status` and `annotations`.
 - Reasoning: the summary texts, joined by a blank line, are `Reasoning.text` (the raw `reasoning_text`
   content when there is no summary); `encrypted_content` is the signature, replayed verbatim. A reasoning
-  item's id is optional on input, so it is kept only to survive a Responses round trip: the ids, in the
-  order of the conversation's reasoning parts, ride in `responses.reasoning_ids`; a reasoning part without
-  an id renders without one. Reasoning with neither an id nor a signature is left out when rendering
-  (OpenAI cannot replay it). `redacted` reasoning renders as `encrypted_content` and reads back as a
-  signature (lossy).
+  item's id is optional on input (older Codex builds never sent it; with `store: false` and no
+  `encrypted_content` OpenAI looks an id up and fails), so it is kept only to survive a Responses round
+  trip: the ids, in the order of the conversation's reasoning parts, ride in `responses.reasoning_ids`, and
+  a reasoning part without one renders without an id (none is invented). Reasoning with neither an id
+  nor a signature is left out when rendering (OpenAI cannot replay it). `redacted` reasoning renders as
+  `encrypted_content` and reads back as a signature (lossy).
 - Tools: function tools are canonical tools. `strict` is always rendered (the Responses schema requires
   the field): canonical `None` renders as `false`, and `false` or an absent `strict` parse as `None`, so
   a schema that is not strict-compatible keeps working in every format.
