@@ -226,3 +226,15 @@ def test_errors_inside_a_stream_reach_the_client_in_its_format() -> None:
     openai.feed(StreamStart("m", "c"))
     assert openai.feed(TextDelta(0, "x")).startswith(b"data: ")
     assert b'"error":{"message":"Overloaded"' in openai.feed(failed)
+
+
+SSE_FILES = sorted(GOLDEN.glob("*/response.*.sse"))
+
+
+@pytest.mark.parametrize("path", SSE_FILES, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_golden_streams_both_ways(path: Path) -> None:
+    """`response.<format>.sse` is what the encoder writes for the scenario's answer, and reads back as it."""
+    fmt = path.name.split(".")[1]
+    answer = response_from_json(json.loads((path.parent / "response.canonical.json").read_text()))
+    assert encode(fmt, events_for(answer)) == path.read_bytes()
+    assert _comparable(fmt, collect(decode(fmt, [path.read_bytes()]))) == _comparable(fmt, answer)
