@@ -21,6 +21,7 @@ from shared.errors import NotFound
 from shared.formats.anthropic_messages import validate_request as validate_anthropic_request
 from shared.formats.errors import ErrorFormat
 from shared.formats.openai_chat import parse_json_object, validate_chat_request, wants_stream
+from shared.formats.openai_responses import validate_request as validate_responses_request
 from shared.providers.spec import WireFormat
 from shared.services.auth import authenticate, guard_browser_origin, presented_key, require_api_key
 from shared.services.chat import JsonReply
@@ -85,6 +86,13 @@ async def chat_completions(request: Request, snapshot: SnapshotDep, key: ApiKeyD
     body = parse_json_object(await request.body())
     validate_chat_request(body)
     return await _complete(request, snapshot, body, WireFormat.OPENAI)
+
+
+async def responses(request: Request, snapshot: SnapshotDep, key: ApiKeyDep) -> Response:
+    """OpenAI Responses (Codex CLI, the OpenAI SDKs' `responses`), to any upstream."""
+    body = parse_json_object(await request.body())
+    validate_responses_request(body)
+    return await _complete(request, snapshot, body, WireFormat.RESPONSES)
 
 
 async def messages(request: Request, snapshot: SnapshotDep, key: ApiKeyDep) -> Response:
@@ -184,6 +192,7 @@ def create_app(services: Services, *, on_finish: FinishHook | None = None, lifes
     app.state.services = services
     app.add_api_route("/v1/chat/completions", chat_completions, methods=["POST"])
     app.add_api_route("/v1/messages", messages, methods=["POST"])
+    app.add_api_route("/v1/responses", responses, methods=["POST"])
     app.add_api_route("/v1/messages/count_tokens", count_tokens, methods=["POST"])
     app.add_api_route("/v1beta/models/{target:path}", gemini_generate, methods=["POST"])
     app.add_api_route("/v1/models", models, methods=["GET"])

@@ -14,9 +14,11 @@ from types import ModuleType
 import shared.formats.anthropic_messages as anthropic_messages
 import shared.formats.gemini as gemini
 import shared.formats.openai_chat as openai_chat
+import shared.formats.openai_responses as openai_responses
 
 FORMATS: Mapping[str, ModuleType] = {
     "openai": openai_chat,
     "anthropic": anthropic_messages,
     "gemini": gemini,
+    "responses": openai_responses,
 }

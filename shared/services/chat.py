@@ -26,6 +26,8 @@ from shared.formats.canonical import ChatResponse
 from shared.formats.codecs import feed_decoder, new_decoder, new_encoder
 from shared.formats.errors import openai_error_object, upstream_error_message
 from shared.formats.openai_chat import usage_from_openai
+from shared.formats.openai_responses import echo as responses_echo
+from shared.formats.openai_responses import usage_from_responses
 from shared.formats.registry import FORMATS
 from shared.formats.sse import FrameTooLarge, SseFramer, frame_data
 from shared.formats.stream import Collector, StreamEnd, StreamEvent, StreamFailed, StreamOrderError
@@ -36,13 +38,15 @@ from shared.providers.quirks import normalise_openai_roles
 from shared.providers.spec import AuthHeader, WireFormat
 from shared.services.reasoning_memory import ReasoningMemory
 
-TRANSLATABLE = (WireFormat.OPENAI, WireFormat.ANTHROPIC, WireFormat.GEMINI)
+TRANSLATABLE = (WireFormat.OPENAI, WireFormat.ANTHROPIC, WireFormat.GEMINI, WireFormat.RESPONSES)
 
 
 def endpoint(fmt: WireFormat, model: str, *, stream: bool) -> str:
     """The path under the upstream's base URL for one completion."""
     if fmt is WireFormat.ANTHROPIC:
         return "/messages"
+    if fmt is WireFormat.RESPONSES:
+        return "/responses"
     if fmt is WireFormat.GEMINI:
         action = "streamGenerateContent?alt=sse" if stream else "generateContent"
         return f"/models/{quote(model, safe='/-._~')}:{action}"
@@ -145,7 +149,8 @@ class ChatService:
         if upstream not in TRANSLATABLE:
             raise NotSupported(
                 f"`{route.public_model}` is served by {route.provider_id}, which speaks the {upstream.value} "
-                "format; this build translates to OpenAI Chat, Anthropic Messages and Gemini upstreams only.",
+                "format; this build translates to OpenAI Chat and Responses, Anthropic Messages and Gemini "
+                "upstreams only.",
                 param="model",
                 provider=route.provider_id,
             )
@@ -155,6 +160,7 @@ class ChatService:
             model=route.public_model,
             connection_id=connection.id if connection else None,
         )
+        echoed: dict[str, Any] = {}
         client_wants_usage = True
         if client is WireFormat.OPENAI and stream:
             client_wants_usage = (body.get("stream_options") or {}).get("include_usage") is True
@@ -166,6 +172,8 @@ class ChatService:
                     payload["stream"] = True
         else:
             request = FORMATS[client].parse_request(body, model=client_model)
+            if client is WireFormat.RESPONSES:
+                echoed = responses_echo(request)  # what a Response repeats of its request
             if settings is not None:
                 request = with_system_prompt(request, settings.system_prompt)
                 request = apply_thinking_mode(request, settings.thinking_mode, settings.thinking_budget)
@@ -201,6 +209,8 @@ class ChatService:
                 answer = FORMATS[upstream].parse_response(doc)
                 self._memory.remember_answer(answer.parts)
                 outcome.usage = answer.usage
+                if echoed:
+                    answer = replace(answer, extensions={**answer.extensions, **echoed})
                 translated = orjson.dumps(FORMATS[client].render_response(answer))
                 return JsonReply(resp.status, translated, reply_headers, outcome)
             await _ensure_event_stream(resp, route)
@@ -210,7 +220,7 @@ class ChatService:
         if client is upstream is WireFormat.OPENAI:
             chunks = _relay(resp, client_wants_usage, outcome)
         else:
-            chunks = _translate_stream(resp, upstream, client, client_wants_usage, outcome, self._memory)
+            chunks = _translate_stream(resp, upstream, client, client_wants_usage, outcome, self._memory, echoed)
         return StreamReply(chunks, reply_headers, resp.aclose, outcome)
 
     async def count_tokens(
@@ -283,6 +293,8 @@ def _json_object(raw: bytes, route: Route) -> dict[str, Any]:
 def _usage_of(fmt: WireFormat, doc: dict[str, Any]) -> Usage | None:
     if fmt is WireFormat.ANTHROPIC:
         return usage_from_anthropic(doc.get("usage"))
+    if fmt is WireFormat.RESPONSES:
+        return usage_from_responses(doc.get("usage"))
     if fmt is WireFormat.GEMINI:
         try:
             answer: ChatResponse = FORMATS[fmt].parse_response(doc)
@@ -299,6 +311,7 @@ async def _translate_stream(
     client_wants_usage: bool,
     outcome: Outcome,
     memory: ReasoningMemory,
+    echoed: Mapping[str, Any] | None = None,
 ) -> AsyncIterator[bytes]:
     """Relay a stream, translating (or, Anthropic to Anthropic, checking) each event as it arrives.
 
@@ -308,7 +321,7 @@ async def _translate_stream(
     framer = SseFramer()
     decoder = new_decoder(upstream)
     passthrough = client is upstream
-    encoder = new_encoder(client, include_usage=client_wants_usage)
+    encoder = new_encoder(client, include_usage=client_wants_usage, extensions=echoed)
 
     collector = Collector()  # the answer as it streams, for the reasoning before each tool call
 

@@ -1,6 +1,6 @@
 """Every client format against every upstream format, through a real `omniroute serve`.
 
-Clients are the official SDKs: `openai` (Chat Completions), `anthropic`, `google-genai`. Upstreams are
+Clients are the official SDKs: `openai` (Chat Completions and Responses), `anthropic`, `google-genai`. Upstreams are
 fake servers speaking each provider's wire format (tests/fakes/). Each cell checks, with the SDK's own
 helpers: a plain answer, a streamed answer, a streamed tool call assembled by the SDK, and a tool-result
 round trip. The cell ids make the matrix readable in the test report: `<client>-from-<upstream>`.
@@ -22,6 +22,7 @@ from tests.e2e.harness import Gateway
 from tests.fakes.anthropic_upstream import create_app as create_anthropic
 from tests.fakes.gemini_upstream import create_app as create_gemini
 from tests.fakes.openai_upstream import create_app as create_openai
+from tests.fakes.responses_upstream import create_app as create_responses
 from tests.fakes.server import ServerThread
 
 KEY = "sk-matrix-upstream-0123456789"
@@ -30,14 +31,16 @@ UPSTREAMS: dict[str, tuple[str, str, Any, str, str]] = {
     "openai": ("oai", "openai", create_openai, "gpt-4o-mini", "Hello from fake-openai: "),
     "anthropic": ("ant", "anthropic", create_anthropic, "claude-sonnet-4-6", "Hello from fake-anthropic: "),
     "gemini": ("gem", "gemini", create_gemini, "gemini-3-flash-preview", "Hello from fake-gemini: "),
+    "responses": ("rsp", "responses", create_responses, "gpt-4o-mini", "Hello from fake-responses: "),
 }
-CLIENTS = ("openai", "anthropic", "gemini")
+CLIENTS = ("openai", "responses", "anthropic", "gemini")
 BASE_PATHS = {"openai": "v1", "anthropic": "v1", "gemini": "v1beta", "responses": "v1"}
 WEATHER_SCHEMA: Any = {
     "type": "object",
     "properties": {"city": {"type": "string"}, "days": {"type": "integer"}},
     "required": ["city", "days"],
 }
+RESPONSES_TOOL: Any = {"type": "function", "name": "get_weather", "parameters": WEATHER_SCHEMA}
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +74,7 @@ class Client:
 
     def __init__(self, kind: str, gateway: Gateway) -> None:
         self.kind = kind
-        if kind == "openai":
+        if kind in ("openai", "responses"):
             self.sdk: Any = openai.OpenAI(base_url=gateway.v1, api_key="placeholder", max_retries=0)
         elif kind == "anthropic":
             self.sdk = anthropic.Anthropic(base_url=gateway.base_url, api_key="placeholder", max_retries=0)
@@ -80,6 +83,8 @@ class Client:
             self.sdk = genai.Client(api_key="placeholder", http_options=options)
 
     def text(self, model: str, prompt: str) -> str:
+        if self.kind == "responses":
+            return str(self.sdk.responses.create(model=model, input=prompt).output_text)
         if self.kind == "openai":
             r = self.sdk.chat.completions.create(model=model, messages=[{"role": "user", "content": prompt}])
             return str(r.choices[0].message.content)
@@ -89,6 +94,9 @@ class Client:
         return str(self.sdk.models.generate_content(model=model, contents=prompt).text)
 
     def stream_text(self, model: str, prompt: str) -> str:
+        if self.kind == "responses":
+            with self.sdk.responses.stream(model=model, input=prompt) as s:
+                return str(s.get_final_response().output_text)
         if self.kind == "openai":
             with self.sdk.chat.completions.stream(model=model, messages=[{"role": "user", "content": prompt}]) as s:
                 return str(s.get_final_completion().choices[0].message.content)
@@ -103,6 +111,10 @@ class Client:
     def stream_tool_call(self, model: str) -> tuple[str, dict[str, Any], str]:
         """(name, arguments, call id) of the tool call the model made, assembled by the SDK."""
         prompt = "What is the weather?"
+        if self.kind == "responses":
+            with self.sdk.responses.stream(model=model, input=prompt, tools=[RESPONSES_TOOL]) as s:
+                call = next(i for i in s.get_final_response().output if i.type == "function_call")
+            return call.name, json.loads(call.arguments), call.call_id
         if self.kind == "openai":
             tool = {"type": "function", "function": {"name": "get_weather", "parameters": WEATHER_SCHEMA}}
             with self.sdk.chat.completions.stream(
@@ -137,6 +149,13 @@ class Client:
     def tool_round_trip(self, model: str) -> str:
         """Ask, get a tool call, send its result back: the final answer text."""
         prompt = "What is the weather?"
+        if self.kind == "responses":
+            items: list[Any] = [{"role": "user", "content": prompt}]
+            first = self.sdk.responses.create(model=model, input=items, tools=[RESPONSES_TOOL])
+            call = next(i for i in first.output if i.type == "function_call")
+            items += [i.model_dump(exclude_none=True) for i in first.output]
+            items.append({"type": "function_call_output", "call_id": call.call_id, "output": "Sunny"})
+            return str(self.sdk.responses.create(model=model, input=items, tools=[RESPONSES_TOOL]).output_text)
         if self.kind == "openai":
             tool = {"type": "function", "function": {"name": "get_weather", "parameters": WEATHER_SCHEMA}}
             messages: list[Any] = [{"role": "user", "content": prompt}]

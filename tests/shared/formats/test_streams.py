@@ -90,7 +90,7 @@ def _comparable(fmt: str, answer: ChatResponse) -> dict[str, Any]:
 STREAM_CASES = [
     pytest.param(path, fmt, id=f"{path.parent.name}-{fmt}")
     for path in ANSWERS
-    for fmt in ("openai", "anthropic", "gemini")
+    for fmt in ("openai", "anthropic", "gemini", "responses")
     if (path.parent / f"response.{fmt}.json").exists()  # the answers this format can express
     and '"type": "image"' not in path.read_text()  # generated images are not streamed as deltas
 ]
