@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from shared.adapters.crypto import AesGcmCipher, KeyFileError
 from shared.adapters.dynamo.config_store import DynamoConfigStore, bind_config_model, restore_records
+from shared.adapters.dynamo.conversations import DynamoConversationStore, bind_conversation_model
 from shared.adapters.dynamo.embedded import Backend, EmbeddedDynamo, LockedConfigStore, SnapshotError, read_snapshot
 from shared.domain.config import Kind, Record
 from shared.services.container import Services, assemble
@@ -139,7 +140,12 @@ def _build(settings: Settings, backend: Backend, new_secret_key: bool, lock_fd: 
     store = LockedConfigStore(DynamoConfigStore(model), snapshot_path)
     cache = ConfigCache(store, cipher, ttl=None)
     cache.reload()
-    services = assemble(settings, store, cipher, cache, on_change=cache.invalidate, admin_token=token)
+    conversations = DynamoConversationStore(
+        bind_conversation_model(settings.state_table, settings.region, dynamo.endpoint)
+    )
+    services = assemble(
+        settings, store, cipher, cache, on_change=cache.invalidate, admin_token=token, conversations=conversations
+    )
     return LocalRuntime(services=services, dynamo=dynamo, token_is_new=is_new, lock_fd=lock_fd)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from shared.adapters.dynamo.config_store import DynamoConfigStore, bind_config_model
+from shared.adapters.dynamo.conversations import DynamoConversationStore, bind_conversation_model
 from shared.adapters.kms import KmsCipher
 from shared.services.container import Services, assemble
 from shared.services.snapshot import ConfigCache
@@ -41,4 +42,5 @@ def build_cloud_services(settings: Settings, *, on_change: Callable[[], None] | 
     cipher = KmsCipher(settings.kms_key_id, settings.region)
     cache = ConfigCache(store, cipher, ttl=settings.config_ttl, max_stale=settings.config_max_stale)
     # The admin function shares no process with any gateway: gateways see a change within their TTL.
-    return assemble(settings, store, cipher, cache, on_change=on_change or (lambda: None))
+    conversations = DynamoConversationStore(bind_conversation_model(settings.state_table, settings.region, None))
+    return assemble(settings, store, cipher, cache, on_change=on_change or (lambda: None), conversations=conversations)

@@ -22,7 +22,7 @@ from shared.domain.resolve import Route
 from shared.domain.usage import Usage
 from shared.errors import GatewayError, NotSupported, UpstreamFailed, UpstreamRejected
 from shared.formats.anthropic_messages import usage_from_anthropic
-from shared.formats.canonical import ChatResponse
+from shared.formats.canonical import ChatRequest, ChatResponse
 from shared.formats.codecs import feed_decoder, new_decoder, new_encoder
 from shared.formats.errors import openai_error_object, upstream_error_message
 from shared.formats.openai_chat import usage_from_openai
@@ -37,6 +37,7 @@ from shared.ports import UpstreamClient, UpstreamResponse
 from shared.providers.quirks import normalise_openai_roles
 from shared.providers.spec import AuthHeader, WireFormat
 from shared.services.reasoning_memory import ReasoningMemory
+from shared.services.responses_state import ResponsesState, stored_items
 
 TRANSLATABLE = (WireFormat.OPENAI, WireFormat.ANTHROPIC, WireFormat.GEMINI, WireFormat.RESPONSES)
 
@@ -125,9 +126,15 @@ async def _raise_for_status(resp: UpstreamResponse, route: Route) -> None:
 
 
 class ChatService:
-    def __init__(self, upstream: UpstreamClient, memory: ReasoningMemory | None = None) -> None:
+    def __init__(
+        self,
+        upstream: UpstreamClient,
+        memory: ReasoningMemory | None = None,
+        responses_state: ResponsesState | None = None,
+    ) -> None:
         self._upstream = upstream
         self._memory = memory or ReasoningMemory()
+        self._state = responses_state
 
     async def complete(
         self,
@@ -161,6 +168,8 @@ class ChatService:
             connection_id=connection.id if connection else None,
         )
         echoed: dict[str, Any] = {}
+        stateful = client is WireFormat.RESPONSES and upstream is not WireFormat.RESPONSES and self._state is not None
+        request: ChatRequest | None = None
         client_wants_usage = True
         if client is WireFormat.OPENAI and stream:
             client_wants_usage = (body.get("stream_options") or {}).get("include_usage") is True
@@ -171,9 +180,13 @@ class ChatService:
                 if stream:
                     payload["stream"] = True
         else:
+            if stateful and self._state is not None:
+                body = await self._state.resolve_item_references(body)
             request = FORMATS[client].parse_request(body, model=client_model)
             if client is WireFormat.RESPONSES:
                 echoed = responses_echo(request)  # what a Response repeats of its request
+            if stateful and self._state is not None:
+                request = await self._state.expand(request)
             if settings is not None:
                 request = with_system_prompt(request, settings.system_prompt)
                 request = apply_thinking_mode(request, settings.thinking_mode, settings.thinking_budget)
@@ -211,7 +224,10 @@ class ChatService:
                 outcome.usage = answer.usage
                 if echoed:
                     answer = replace(answer, extensions={**answer.extensions, **echoed})
-                translated = orjson.dumps(FORMATS[client].render_response(answer))
+                rendered = FORMATS[client].render_response(answer)
+                if stateful and self._state is not None and request is not None:
+                    await self._state.save(request, answer, stored_items(rendered))
+                translated = orjson.dumps(rendered)
                 return JsonReply(resp.status, translated, reply_headers, outcome)
             await _ensure_event_stream(resp, route)
         except BaseException:
@@ -220,7 +236,10 @@ class ChatService:
         if client is upstream is WireFormat.OPENAI:
             chunks = _relay(resp, client_wants_usage, outcome)
         else:
-            chunks = _translate_stream(resp, upstream, client, client_wants_usage, outcome, self._memory, echoed)
+            save = None
+            if stateful and self._state is not None and request is not None:
+                save = _saver(self._state, request, echoed)
+            chunks = _translate_stream(resp, upstream, client, client_wants_usage, outcome, self._memory, echoed, save)
         return StreamReply(chunks, reply_headers, resp.aclose, outcome)
 
     async def count_tokens(
@@ -276,6 +295,16 @@ async def _ensure_event_stream(resp: UpstreamResponse, route: Route) -> None:
     )
 
 
+def _saver(
+    state: ResponsesState, request: ChatRequest, echoed: Mapping[str, Any]
+) -> Callable[[ChatResponse], Awaitable[None]]:
+    async def save(answer: ChatResponse) -> None:
+        answer = replace(answer, extensions={**answer.extensions, **echoed})
+        await state.save(request, answer, stored_items(FORMATS[WireFormat.RESPONSES].render_response(answer)))
+
+    return save
+
+
 def _json_object(raw: bytes, route: Route) -> dict[str, Any]:
     """The upstream's 200 must be a JSON object: an HTML page or an empty body is not an answer."""
     try:
@@ -312,6 +341,7 @@ async def _translate_stream(
     outcome: Outcome,
     memory: ReasoningMemory,
     echoed: Mapping[str, Any] | None = None,
+    save: Callable[[ChatResponse], Awaitable[None]] | None = None,
 ) -> AsyncIterator[bytes]:
     """Relay a stream, translating (or, Anthropic to Anthropic, checking) each event as it arrives.
 
@@ -324,6 +354,7 @@ async def _translate_stream(
     encoder = new_encoder(client, include_usage=client_wants_usage, extensions=echoed)
 
     collector = Collector()  # the answer as it streams, for the reasoning before each tool call
+    ended: list[ChatResponse] = []  # the complete answer, once the stream ended
 
     def handle(events: list[StreamEvent]) -> bytes:
         out = b""
@@ -333,6 +364,7 @@ async def _translate_stream(
             if isinstance(event, StreamEnd):
                 if not passthrough:
                     memory.remember_answer(collector.parts())
+                    ended.append(collector.response())
                 outcome.usage = event.usage
             elif isinstance(event, StreamFailed):
                 outcome.error = event.message
@@ -351,6 +383,8 @@ async def _translate_stream(
                     continue
                 translated = handle(feed_decoder(decoder, upstream, frame, data))
                 out += frame if passthrough else translated
+            if ended and save is not None:
+                await save(ended.pop())  # stored before the client sees the end, so it can continue at once
             if out:
                 yield out
         rest = framer.flush()
@@ -360,6 +394,8 @@ async def _translate_stream(
                 translated = handle(feed_decoder(decoder, upstream, rest, data))
                 yield (rest + b"\n\n") if passthrough else translated
         tail = handle(decoder.finish())
+        if ended and save is not None:
+            await save(ended.pop())
         if tail:
             yield tail
     except Exception as exc:
