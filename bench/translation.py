@@ -42,7 +42,7 @@ from shared.formats.stream import (
 )
 from shared.providers.spec import WireFormat
 
-FORMATS = (WireFormat.OPENAI, WireFormat.ANTHROPIC, WireFormat.GEMINI)
+FORMATS = (WireFormat.OPENAI, WireFormat.ANTHROPIC, WireFormat.GEMINI, WireFormat.RESPONSES)
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -153,7 +153,7 @@ def added_ttfb(samples: int) -> None:
                 same.append(ttfb(client, "/v1/chat/completions", relayed))
                 cross.append(ttfb(client, "/v1/messages", translated))
         print(f"\nTime to first byte through the gateway, c=1, {samples} interleaved samples each (ms):")
-        for label, values in (("relayed (OpenAI → OpenAI)", same), ("translated (OpenAI → Anthropic)", cross)):
+        for label, values in (("relayed (OpenAI client)", same), ("translated (Anthropic client)", cross)):
             ordered = sorted(values)
             print(f"  {label:34s} p50 {percentile(ordered, 50):6.3f}   p90 {percentile(ordered, 90):6.3f}")
         added = statistics.median(c - s for c, s in zip(cross, same, strict=True))
