@@ -542,3 +542,52 @@ def render_response(resp: ChatResponse) -> dict[str, Any]:
         if key.startswith(_EXT):
             body[key[len(_EXT) :]] = value
     return body
+
+
+# ----- answers for strict clients ------------------------------------------------------------------------
+
+_RESPONSE_KEYS = frozenset(
+    {"id", "object", "created", "model", "choices", "usage", "system_fingerprint", "service_tier"}
+)
+_CHOICE_KEYS = frozenset({"index", "message", "logprobs", "finish_reason"})
+_MESSAGE_KEYS = frozenset(
+    {"role", "content", "refusal", "tool_calls", "function_call", "audio", "annotations", "reasoning_content"}
+)
+_USAGE_KEYS = frozenset(
+    {"prompt_tokens", "completion_tokens", "total_tokens", "prompt_tokens_details", "completion_tokens_details"}
+)
+
+
+def sanitise_response(doc: dict[str, Any]) -> dict[str, Any] | None:
+    """The answer without vendor additions strictly typed OpenAI clients reject (Groq's `x_groq`, usage
+    breakdowns, per-choice extras), or None when it has none (the common case: nothing to re-encode).
+    `reasoning_content` stays: clients of reasoning models read it."""
+
+    def clean(obj: object, keys: frozenset[str]) -> object:
+        if isinstance(obj, dict) and not set(obj) <= keys:
+            return {k: v for k, v in obj.items() if k in keys}
+        return obj
+
+    changed = False
+    out = clean(doc, _RESPONSE_KEYS)
+    assert isinstance(out, dict)
+    changed |= out is not doc
+    if isinstance(out.get("usage"), dict):
+        usage = clean(out["usage"], _USAGE_KEYS)
+        if usage is not out["usage"]:
+            out = {**out, "usage": usage}
+            changed = True
+    choices = out.get("choices")
+    if isinstance(choices, list):
+        cleaned = []
+        for choice in choices:
+            c = clean(choice, _CHOICE_KEYS)
+            if isinstance(c, dict) and isinstance(c.get("message"), dict):
+                m = clean(c["message"], _MESSAGE_KEYS)
+                if m is not c["message"]:
+                    c = {**c, "message": m}
+            cleaned.append(c)
+        if any(a is not b for a, b in zip(cleaned, choices, strict=True)):
+            out = {**out, "choices": cleaned}
+            changed = True
+    return out if changed else None

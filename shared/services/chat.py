@@ -25,7 +25,7 @@ from shared.formats.anthropic_messages import usage_from_anthropic
 from shared.formats.canonical import ChatRequest, ChatResponse
 from shared.formats.codecs import feed_decoder, new_decoder, new_encoder
 from shared.formats.errors import openai_error_object, upstream_error_message
-from shared.formats.openai_chat import usage_from_openai
+from shared.formats.openai_chat import sanitise_response, usage_from_openai
 from shared.formats.openai_responses import echo as responses_echo
 from shared.formats.openai_responses import usage_from_responses
 from shared.formats.registry import FORMATS
@@ -218,6 +218,8 @@ class ChatService:
                 doc = _json_object(raw, route)
                 if client is upstream:
                     outcome.usage = _usage_of(upstream, doc)
+                    if upstream is WireFormat.OPENAI and (clean := sanitise_response(doc)) is not None:
+                        raw = orjson.dumps(clean)  # vendor extras strictly typed clients reject
                     return JsonReply(resp.status, raw, reply_headers, outcome)
                 answer = FORMATS[upstream].parse_response(doc)
                 self._memory.remember_answer(answer.parts)
