@@ -76,6 +76,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from tests.fakes.control import ControlPlane
+
 from .openai_upstream import (
     Directive,
     FakeUpstreamState,
@@ -943,39 +945,6 @@ class _Handlers:
             return error.response(request_id)
         return _json_response(model_object(model_id), headers={"request-id": request_id})
 
-    # -- /_fake control plane ---------------------------------------------------------------
-
-    async def get_requests(self, request: Request) -> Response:
-        return _json_response(list(self.state.requests))
-
-    async def delete_requests(self, request: Request) -> Response:
-        cleared = len(self.state.requests)
-        self.state.clear_requests()
-        return _json_response({"cleared": cleared})
-
-    async def get_script(self, request: Request) -> Response:
-        return _json_response([d.source for d in list(self.state.script)])
-
-    async def post_script(self, request: Request) -> Response:
-        try:
-            posted = orjson.loads(await request.body())
-        except orjson.JSONDecodeError:
-            raise invalid_request("The script is not valid JSON.") from None
-        directives = posted if isinstance(posted, list) else [posted]
-        try:
-            queued = self.state.add_script(directives)
-        except (TypeError, ValueError) as exc:
-            raise invalid_request(f"Invalid script directive: {exc}") from None
-        return _json_response({"queued": queued})
-
-    async def delete_script(self, request: Request) -> Response:
-        cleared = len(self.state.script)
-        self.state.clear_script()
-        return _json_response({"cleared": cleared})
-
-    async def health(self, request: Request) -> Response:
-        return _json_response({"status": "ok"})
-
 
 async def _anthropic_error_handler(request: Request, exc: Exception) -> Response:
     """Route-level errors (AnthropicAPIError from handlers, 404/405 from routing) in Anthropic's shape."""
@@ -1017,12 +986,7 @@ def create_app(
             Route("/v1/messages/count_tokens", handlers.count_tokens, methods=["POST"]),
             Route("/v1/models", handlers.list_models, methods=["GET"]),
             Route("/v1/models/{model:path}", handlers.retrieve_model, methods=["GET"]),
-            Route("/_fake/requests", handlers.get_requests, methods=["GET"]),
-            Route("/_fake/requests", handlers.delete_requests, methods=["DELETE"]),
-            Route("/_fake/script", handlers.get_script, methods=["GET"]),
-            Route("/_fake/script", handlers.post_script, methods=["POST"]),
-            Route("/_fake/script", handlers.delete_script, methods=["DELETE"]),
-            Route("/_fake/health", handlers.health, methods=["GET"]),
+            *ControlPlane(state, invalid_request).routes(),
         ],
         exception_handlers={
             AnthropicAPIError: _anthropic_error_handler,

@@ -98,6 +98,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from tests.fakes.control import ControlPlane
+
 from .openai_upstream import (
     Directive,
     FakeUpstreamState,
@@ -1269,39 +1271,6 @@ class _Handlers:
             return error.response()
         return _json_response(model_object(model))
 
-    # -- /_fake control plane ---------------------------------------------------------------
-
-    async def get_requests(self, request: Request) -> Response:
-        return _json_response(list(self.state.requests))
-
-    async def delete_requests(self, request: Request) -> Response:
-        cleared = len(self.state.requests)
-        self.state.clear_requests()
-        return _json_response({"cleared": cleared})
-
-    async def get_script(self, request: Request) -> Response:
-        return _json_response([d.source for d in list(self.state.script)])
-
-    async def post_script(self, request: Request) -> Response:
-        try:
-            posted = orjson.loads(await request.body())
-        except orjson.JSONDecodeError:
-            raise invalid_argument("The script is not valid JSON.") from None
-        directives = posted if isinstance(posted, list) else [posted]
-        try:
-            queued = self.state.add_script(directives)
-        except (TypeError, ValueError) as exc:
-            raise invalid_argument(f"Invalid script directive: {exc}") from None
-        return _json_response({"queued": queued})
-
-    async def delete_script(self, request: Request) -> Response:
-        cleared = len(self.state.script)
-        self.state.clear_script()
-        return _json_response({"cleared": cleared})
-
-    async def health(self, request: Request) -> Response:
-        return _json_response({"status": "ok"})
-
 
 async def _gemini_error_handler(request: Request, exc: Exception) -> Response:
     """Route-level errors (GeminiAPIError from handlers, 404/405 from routing) in Google's shape."""
@@ -1337,15 +1306,10 @@ def create_app(
     handlers = _Handlers(state, any_model=models is None, api_versions=api_versions)
     app = Starlette(
         routes=[
-            Route("/_fake/requests", handlers.get_requests, methods=["GET"]),
-            Route("/_fake/requests", handlers.delete_requests, methods=["DELETE"]),
-            Route("/_fake/script", handlers.get_script, methods=["GET"]),
-            Route("/_fake/script", handlers.post_script, methods=["POST"]),
-            Route("/_fake/script", handlers.delete_script, methods=["DELETE"]),
-            Route("/_fake/health", handlers.health, methods=["GET"]),
             Route("/{version}/models", handlers.list_models, methods=["GET"]),
             Route("/{version}/models/{rest:path}", handlers.model_method, methods=["POST"]),
             Route("/{version}/models/{rest:path}", handlers.get_model, methods=["GET"]),
+            *ControlPlane(state, invalid_argument).routes(),
         ],
         exception_handlers={
             GeminiAPIError: _gemini_error_handler,

@@ -51,6 +51,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from tests.fakes.control import ControlPlane
+
 JSONObject = dict[str, Any]
 
 REPLY_PREFIX: Final = "Hello from fake-openai: "
@@ -812,39 +814,6 @@ class _Handlers:
     def _model(model_id: str) -> JSONObject:
         return {"id": model_id, "object": "model", "created": MODELS_CREATED, "owned_by": "fake"}
 
-    # -- /_fake control plane ---------------------------------------------------------------
-
-    async def get_requests(self, request: Request) -> Response:
-        return _json_response(list(self.state.requests))
-
-    async def delete_requests(self, request: Request) -> Response:
-        cleared = len(self.state.requests)
-        self.state.clear_requests()
-        return _json_response({"cleared": cleared})
-
-    async def get_script(self, request: Request) -> Response:
-        return _json_response([d.source for d in list(self.state.script)])
-
-    async def post_script(self, request: Request) -> Response:
-        try:
-            posted = orjson.loads(await request.body())
-        except orjson.JSONDecodeError:
-            raise FakeAPIError(400, "The script is not valid JSON.", "invalid_request_error") from None
-        directives = posted if isinstance(posted, list) else [posted]
-        try:
-            queued = self.state.add_script(directives)
-        except (TypeError, ValueError) as exc:
-            raise FakeAPIError(400, f"Invalid script directive: {exc}", "invalid_request_error") from None
-        return _json_response({"queued": queued})
-
-    async def delete_script(self, request: Request) -> Response:
-        cleared = len(self.state.script)
-        self.state.clear_script()
-        return _json_response({"cleared": cleared})
-
-    async def health(self, request: Request) -> Response:
-        return _json_response({"status": "ok"})
-
 
 async def _openai_error_handler(request: Request, exc: Exception) -> Response:
     """Route-level errors (FakeAPIError from handlers, 404/405 from routing) in OpenAI's shape."""
@@ -875,12 +844,7 @@ def create_app(api_key: str | None = None, *, models: Sequence[str] = DEFAULT_MO
             Route("/v1/chat/completions", handlers.chat_completions, methods=["POST"]),
             Route("/v1/models", handlers.list_models, methods=["GET"]),
             Route("/v1/models/{model:path}", handlers.retrieve_model, methods=["GET"]),
-            Route("/_fake/requests", handlers.get_requests, methods=["GET"]),
-            Route("/_fake/requests", handlers.delete_requests, methods=["DELETE"]),
-            Route("/_fake/script", handlers.get_script, methods=["GET"]),
-            Route("/_fake/script", handlers.post_script, methods=["POST"]),
-            Route("/_fake/script", handlers.delete_script, methods=["DELETE"]),
-            Route("/_fake/health", handlers.health, methods=["GET"]),
+            *ControlPlane(state, lambda message: FakeAPIError(400, message, "invalid_request_error")).routes(),
         ],
         exception_handlers={
             FakeAPIError: _openai_error_handler,
