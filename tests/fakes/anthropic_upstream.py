@@ -58,7 +58,6 @@ Run standalone:
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import base64
 import contextlib
@@ -76,7 +75,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from tests.fakes.control import ControlPlane
+from tests.fakes.control import ControlPlane, run_standalone
 
 from .openai_upstream import (
     Directive,
@@ -1002,26 +1001,15 @@ def create_app(
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of `python -m tests.fakes.anthropic_upstream`."""
-    import uvicorn  # only the standalone mode needs it at import time
-
-    parser = argparse.ArgumentParser(
-        prog="python -m tests.fakes.anthropic_upstream", description="Fake Anthropic Messages API upstream."
-    )
-    parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default: 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8090, help="TCP port (default: 8090)")
-    parser.add_argument("--api-key", default=None, help="require this key (x-api-key or Authorization: Bearer)")
-    parser.add_argument("--any-model", action="store_true", help="accept every model name")
-    parser.add_argument("--log-level", default="warning", help="uvicorn log level (default: warning)")
-    parser.add_argument("--no-record", action="store_true", help="do not keep the request log")
-    args = parser.parse_args(argv)
-    uvicorn.run(
-        create_app(api_key=args.api_key, models=None if args.any_model else DEFAULT_MODELS, record=not args.no_record),
-        host=args.host,
-        port=args.port,
-        log_level=args.log_level,
-        access_log=False,
-        lifespan="off",
-        ws="none",
+    run_standalone(
+        "anthropic_upstream",
+        "Fake Anthropic Messages API upstream.",
+        8090,
+        "require this key (x-api-key or Authorization: Bearer)",
+        lambda key, record, any_model: create_app(
+            api_key=key, models=None if any_model else DEFAULT_MODELS, record=record
+        ),
+        argv,
     )
 
 

@@ -68,3 +68,35 @@ class ControlPlane:
             Route("/_fake/script", self.delete_script, methods=["DELETE"]),
             Route("/_fake/health", self.health, methods=["GET"]),
         ]
+
+
+def run_standalone(
+    module: str,
+    description: str,
+    port: int,
+    key_help: str,
+    build: Callable[[str | None, bool, bool], Any],
+    argv: Any = None,
+) -> None:
+    """`python -m tests.fakes.<module>`: one fake on its own port. `build(api_key, record, any_model)`."""
+    import argparse
+
+    import uvicorn  # only the standalone mode needs it
+
+    parser = argparse.ArgumentParser(prog=f"python -m tests.fakes.{module}", description=description)
+    parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default: 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=port, help=f"TCP port (default: {port})")
+    parser.add_argument("--api-key", default=None, help=key_help)
+    parser.add_argument("--any-model", action="store_true", help="accept every model name")
+    parser.add_argument("--log-level", default="warning", help="uvicorn log level (default: warning)")
+    parser.add_argument("--no-record", action="store_true", help="do not keep the request log")
+    args = parser.parse_args(argv)
+    uvicorn.run(
+        build(args.api_key, not args.no_record, args.any_model),
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        access_log=False,
+        lifespan="off",
+        ws="none",
+    )

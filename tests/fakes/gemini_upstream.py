@@ -78,7 +78,6 @@ Run standalone:
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import base64
 import binascii
@@ -98,7 +97,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from tests.fakes.control import ControlPlane
+from tests.fakes.control import ControlPlane, run_standalone
 
 from .openai_upstream import (
     Directive,
@@ -1325,26 +1324,15 @@ def create_app(
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of `python -m tests.fakes.gemini_upstream`."""
-    import uvicorn  # only the standalone mode needs it at import time
-
-    parser = argparse.ArgumentParser(
-        prog="python -m tests.fakes.gemini_upstream", description="Fake Gemini API upstream."
-    )
-    parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default: 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8091, help="TCP port (default: 8091)")
-    parser.add_argument("--api-key", default=None, help="require this key (x-goog-api-key or ?key=)")
-    parser.add_argument("--any-model", action="store_true", help="accept every model name")
-    parser.add_argument("--log-level", default="warning", help="uvicorn log level (default: warning)")
-    parser.add_argument("--no-record", action="store_true", help="do not keep the request log")
-    args = parser.parse_args(argv)
-    uvicorn.run(
-        create_app(api_key=args.api_key, models=None if args.any_model else DEFAULT_MODELS, record=not args.no_record),
-        host=args.host,
-        port=args.port,
-        log_level=args.log_level,
-        access_log=False,
-        lifespan="off",
-        ws="none",
+    run_standalone(
+        "gemini_upstream",
+        "Fake Gemini API upstream.",
+        8091,
+        "require this key (x-goog-api-key or ?key=)",
+        lambda key, record, any_model: create_app(
+            api_key=key, models=None if any_model else DEFAULT_MODELS, record=record
+        ),
+        argv,
     )
 
 

@@ -33,7 +33,6 @@ Run standalone (benchmarks use a separate process):
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
 import re
@@ -51,7 +50,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from tests.fakes.control import ControlPlane
+from tests.fakes.control import ControlPlane, run_standalone
 
 JSONObject = dict[str, Any]
 
@@ -860,25 +859,13 @@ def create_app(api_key: str | None = None, *, models: Sequence[str] = DEFAULT_MO
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of `python -m tests.fakes.openai_upstream`."""
-    import uvicorn  # only the standalone mode needs it at import time
-
-    parser = argparse.ArgumentParser(
-        prog="python -m tests.fakes.openai_upstream", description="Fake OpenAI Chat Completions upstream."
-    )
-    parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default: 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8089, help="TCP port (default: 8089)")
-    parser.add_argument("--api-key", default=None, help="require 'Authorization: Bearer <key>'")
-    parser.add_argument("--log-level", default="warning", help="uvicorn log level (default: warning)")
-    parser.add_argument("--no-record", action="store_true", help="do not keep the request log")
-    args = parser.parse_args(argv)
-    uvicorn.run(
-        create_app(api_key=args.api_key, record=not args.no_record),
-        host=args.host,
-        port=args.port,
-        log_level=args.log_level,
-        access_log=False,
-        lifespan="off",
-        ws="none",
+    run_standalone(
+        "openai_upstream",
+        "Fake OpenAI Chat Completions upstream.",
+        8089,
+        "require 'Authorization: Bearer <key>'",
+        lambda key, record, any_model: create_app(api_key=key, record=record),
+        argv,
     )
 
 
