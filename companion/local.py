@@ -140,11 +140,16 @@ def _build(settings: Settings, backend: Backend, new_secret_key: bool, lock_fd: 
     store = LockedConfigStore(DynamoConfigStore(model), snapshot_path)
     cache = ConfigCache(store, cipher, ttl=None)
     cache.reload()
-    conversations = DynamoConversationStore(
-        bind_conversation_model(settings.state_table, settings.region, dynamo.endpoint)
-    )
+    state_model = bind_conversation_model(settings.state_table, settings.region, dynamo.endpoint)
     services = assemble(
-        settings, store, cipher, cache, on_change=cache.invalidate, admin_token=token, conversations=conversations
+        settings,
+        store,
+        cipher,
+        cache,
+        on_change=cache.invalidate,
+        admin_token=token,
+        conversations=DynamoConversationStore(state_model),
+        reasoning=DynamoConversationStore(state_model, prefix="REASON#"),
     )
     return LocalRuntime(services=services, dynamo=dynamo, token_is_new=is_new, lock_fd=lock_fd)
 

@@ -42,5 +42,13 @@ def build_cloud_services(settings: Settings, *, on_change: Callable[[], None] | 
     cipher = KmsCipher(settings.kms_key_id, settings.region)
     cache = ConfigCache(store, cipher, ttl=settings.config_ttl, max_stale=settings.config_max_stale)
     # The admin function shares no process with any gateway: gateways see a change within their TTL.
-    conversations = DynamoConversationStore(bind_conversation_model(settings.state_table, settings.region, None))
-    return assemble(settings, store, cipher, cache, on_change=on_change or (lambda: None), conversations=conversations)
+    state_model = bind_conversation_model(settings.state_table, settings.region, None)
+    return assemble(
+        settings,
+        store,
+        cipher,
+        cache,
+        on_change=on_change or (lambda: None),
+        conversations=DynamoConversationStore(state_model),
+        reasoning=DynamoConversationStore(state_model, prefix="REASON#"),
+    )

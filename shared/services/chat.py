@@ -191,7 +191,7 @@ class ChatService:
                 request = with_system_prompt(request, settings.system_prompt)
                 request = apply_thinking_mode(request, settings.thinking_mode, settings.thinking_budget)
             if client is not upstream:
-                request = self._memory.restore(request, upstream)
+                request = await self._memory.restore_from_anywhere(request, upstream)
             payload = FORMATS[upstream].render_request(replace(request, model=route.upstream_model, stream=stream))
         if upstream is WireFormat.OPENAI:
             payload = normalise_openai_roles(payload, route.provider_id, route.upstream_model)
@@ -222,7 +222,7 @@ class ChatService:
                         raw = orjson.dumps(clean)  # vendor extras strictly typed clients reject
                     return JsonReply(resp.status, raw, reply_headers, outcome)
                 answer = FORMATS[upstream].parse_response(doc)
-                self._memory.remember_answer(answer.parts)
+                await self._memory.keep_answer(answer.parts)
                 outcome.usage = answer.usage
                 if echoed:
                     answer = replace(answer, extensions={**answer.extensions, **echoed})
@@ -297,6 +297,16 @@ async def _ensure_event_stream(resp: UpstreamResponse, route: Route) -> None:
     )
 
 
+async def _answer_ended(
+    answer: ChatResponse, memory: ReasoningMemory, save: Callable[[ChatResponse], Awaitable[None]] | None
+) -> None:
+    """What a translated stream's complete answer leaves behind, kept before the client sees its end (so a
+    follow-up request can rely on it at once): the reasoning before its tool calls, the Responses state."""
+    await memory.keep_answer(answer.parts)
+    if save is not None:
+        await save(answer)
+
+
 def _saver(
     state: ResponsesState, request: ChatRequest, echoed: Mapping[str, Any]
 ) -> Callable[[ChatResponse], Awaitable[None]]:
@@ -365,7 +375,6 @@ async def _translate_stream(
                 collector.feed(event)
             if isinstance(event, StreamEnd):
                 if not passthrough:
-                    memory.remember_answer(collector.parts())
                     ended.append(collector.response())
                 outcome.usage = event.usage
             elif isinstance(event, StreamFailed):
@@ -385,8 +394,8 @@ async def _translate_stream(
                     continue
                 translated = handle(feed_decoder(decoder, upstream, frame, data))
                 out += frame if passthrough else translated
-            if ended and save is not None:
-                await save(ended.pop())  # stored before the client sees the end, so it can continue at once
+            if ended:
+                await _answer_ended(ended.pop(), memory, save)  # kept before the client sees the end
             if out:
                 yield out
         rest = framer.flush()
@@ -396,8 +405,8 @@ async def _translate_stream(
                 translated = handle(feed_decoder(decoder, upstream, rest, data))
                 yield (rest + b"\n\n") if passthrough else translated
         tail = handle(decoder.finish())
-        if ended and save is not None:
-            await save(ended.pop())
+        if ended:
+            await _answer_ended(ended.pop(), memory, save)
         if tail:
             yield tail
     except Exception as exc:

@@ -9,6 +9,7 @@ from shared.adapters.upstream import HttpxUpstream
 from shared.ports import Cipher, ConfigStore, ConversationStore, UpstreamClient
 from shared.services.admin import ConfigService
 from shared.services.chat import ChatService
+from shared.services.reasoning_memory import ReasoningMemory
 from shared.services.responses_state import ResponsesState
 from shared.services.snapshot import ConfigCache
 from shared.settings import Settings
@@ -36,6 +37,7 @@ def assemble(
     on_change: Callable[[], None],
     admin_token: str | None = None,
     conversations: ConversationStore | None = None,
+    reasoning: ConversationStore | None = None,
 ) -> Services:
     """The services every entry point shares, wired the same way locally and in the cloud: one upstream
     client (public addresses only unless private upstreams are allowed), and an admin service that refuses
@@ -51,7 +53,11 @@ def assemble(
         settings=settings,
         config=cache,
         admin=ConfigService(store, cipher, on_change=on_change, public_urls_only=public_only),
-        chat=ChatService(upstream, responses_state=ResponsesState(conversations) if conversations else None),
+        chat=ChatService(
+            upstream,
+            memory=ReasoningMemory(store=reasoning),
+            responses_state=ResponsesState(conversations) if conversations else None,
+        ),
         upstream=upstream,
         admin_token=admin_token,
     )

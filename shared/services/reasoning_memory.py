@@ -6,31 +6,42 @@ and Gemini a function call without its `thoughtSignature`. OpenAI Chat clients (
 talking to Anthropic, and so on) have no place for them, so the gateway remembers the reasoning that
 preceded each tool call, by the call's id, and restores it when that call comes back in a conversation.
 
-In memory, per instance, bounded (least recently used go first) and with a time limit. A call the
-gateway no longer remembers (another Lambda instance answered it, or it was evicted) gets Gemini's
-documented placeholder signature, which Gemini accepts for history it did not produce; for Anthropic,
-whose thinking blocks cannot be faked, the turn goes without them.
+In memory, per instance, bounded (least recently used go first) and with a time limit; with a `store`
+(the State table, `REASON#<call id>`) also across instances: answers that carry signed reasoning before
+tool calls are written there as they end, and a call this instance does not remember is looked up there.
+A call nobody remembers (expired, or the store unreachable) gets Gemini's documented placeholder
+signature, which Gemini accepts for history it did not produce; for Anthropic, whose thinking blocks
+cannot be faked, the turn goes without them.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import OrderedDict
 from dataclasses import replace
 
-from shared.formats.canonical import ChatRequest, Message, Part, Reasoning, Role, ToolCall
+import anyio.to_thread
+
+from shared.formats.canonical import ChatRequest, Message, Part, Reasoning, Role, ToolCall, part_from_json, to_json
+from shared.ports import ConversationStore
 from shared.providers.spec import WireFormat
+
+log = logging.getLogger("omniroute.reasoning_memory")
 
 GEMINI_PLACEHOLDER_SIGNATURE = "skip_thought_signature_validator"
 
 
 class ReasoningMemory:
-    def __init__(self, *, capacity: int = 10_000, ttl: float = 6 * 3600) -> None:
+    def __init__(
+        self, *, capacity: int = 10_000, ttl: float = 6 * 3600, store: ConversationStore | None = None
+    ) -> None:
         self._items: OrderedDict[str, tuple[float, tuple[Reasoning, ...]]] = OrderedDict()
         self._capacity = capacity
         self._ttl = ttl
         self._lock = threading.Lock()
+        self._store = store
 
     def remember(self, call_id: str, reasoning: tuple[Reasoning, ...]) -> None:
         if not call_id or not any(r.signature or r.redacted for r in reasoning):
@@ -52,15 +63,57 @@ class ReasoningMemory:
             self._items.move_to_end(call_id)
             return found[1]
 
-    def remember_answer(self, parts: tuple[Part, ...]) -> None:
-        """Remember the reasoning before each tool call of an answer."""
+    def remember_answer(self, parts: tuple[Part, ...]) -> list[tuple[str, tuple[Reasoning, ...]]]:
+        """Remember the reasoning before each tool call of an answer; returns what was worth keeping."""
+        kept: list[tuple[str, tuple[Reasoning, ...]]] = []
         reasoning: list[Reasoning] = []
         for part in parts:
             if isinstance(part, Reasoning):
                 reasoning.append(part)
             elif isinstance(part, ToolCall):
-                self.remember(part.id, tuple(reasoning))
+                if part.id and any(r.signature or r.redacted for r in reasoning):
+                    self.remember(part.id, tuple(reasoning))
+                    kept.append((part.id, tuple(reasoning)))
                 reasoning = []
+        return kept
+
+    async def keep_answer(self, parts: tuple[Part, ...]) -> None:
+        """`remember_answer`, and with a store also for other instances (written before the answer ends)."""
+        kept = self.remember_answer(parts)
+        if self._store is None or not kept:
+            return
+        for call_id, reasoning in kept:
+            record = {"reasoning": [to_json(r) for r in reasoning]}
+            try:
+                await anyio.to_thread.run_sync(self._store.save, call_id, record, int(self._ttl))
+            except Exception:
+                log.exception("could not keep the reasoning of tool call %s for other instances", call_id)
+
+    async def _recall_anywhere(self, call_id: str) -> tuple[Reasoning, ...] | None:
+        found = self.recall(call_id)
+        if found is not None or self._store is None:
+            return found
+        try:
+            stored = await anyio.to_thread.run_sync(self._store.load, call_id)
+        except Exception:
+            log.exception("could not look up the reasoning of tool call %s", call_id)
+            return None
+        if stored is None:
+            return None
+        reasoning = tuple(
+            p for p in (part_from_json(r) for r in stored.get("reasoning", ())) if isinstance(p, Reasoning)
+        )
+        self.remember(call_id, reasoning)
+        return reasoning
+
+    async def restore_from_anywhere(self, request: ChatRequest, upstream: WireFormat) -> ChatRequest:
+        """`restore`, looking calls this instance does not remember up in the store first."""
+        if upstream in (WireFormat.ANTHROPIC, WireFormat.GEMINI) and self._store is not None:
+            for message in request.messages:
+                first_call = next((p for p in message.parts if isinstance(p, ToolCall)), None)
+                if message.role is Role.ASSISTANT and first_call is not None:
+                    await self._recall_anywhere(first_call.id)
+        return self.restore(request, upstream)
 
     def restore(self, request: ChatRequest, upstream: WireFormat) -> ChatRequest:
         """The request with remembered reasoning put back before the tool calls that lack it."""

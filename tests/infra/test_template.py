@@ -144,7 +144,7 @@ def test_roles_grant_each_function_only_what_it_uses(resources: dict[str, Any]) 
     }  # fmt: skip
     writes = [s for s in gateway if "dynamodb:PutItem" in _actions([s])]
     assert [w["Resource"] for w in writes] == [{"Fn::GetAtt": ["StateTable", "Arn"]}]  # config stays read-only
-    assert writes[0]["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"] == ["RESP#*"]
+    assert writes[0]["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"] == ["RESP#*", "REASON#*"]
     admin = _actions(_statements(resources, "AdminFunction"))
     assert "kms:Encrypt" in admin and "dynamodb:PutItem" in admin
     assert _actions(_statements(resources, "UsageRollupFunction")) == {"dynamodb:Query"}

@@ -1,6 +1,10 @@
-"""Stored Responses conversations (for `previous_response_id` and `item_reference` with upstreams that keep
-no state), in the State table: pk = `RESP#<response id>`, sk = `conversation`, zlib-compressed JSON, with
-an expiry the reads check themselves (DynamoDB's TTL deletes late)."""
+"""Small JSON documents the gateway keeps between requests, in the State table: pk = `<prefix><id>`,
+zlib-compressed JSON, with an expiry the reads check themselves (DynamoDB's TTL deletes late).
+
+Two uses, each with its own key prefix (the gateway's IAM policy allows exactly these): `RESP#` for
+Responses conversations (`previous_response_id`, `item_reference` with upstreams that keep no state) and
+`REASON#` for the signed reasoning before a tool call (restored when a client returns the call without it).
+"""
 
 from __future__ import annotations
 
@@ -32,18 +36,20 @@ class ConversationTooLarge(Exception):
 
 
 class DynamoConversationStore:
-    def __init__(self, model: type[_ConversationItem]) -> None:
+    def __init__(self, model: type[_ConversationItem], prefix: str = "RESP#") -> None:
         self._model = model
+        self._prefix = prefix
 
     def save(self, response_id: str, conversation: dict[str, Any], ttl_seconds: int) -> None:
         blob = zlib.compress(orjson.dumps(conversation), 6)
         if len(blob) > MAX_STORED:
             raise ConversationTooLarge(f"{len(blob)} bytes compressed")
-        self._model(f"RESP#{response_id}", "conversation", data=blob, expires_at=int(time.time()) + ttl_seconds).save()
+        expires_at = int(time.time()) + ttl_seconds
+        self._model(self._prefix + response_id, "conversation", data=blob, expires_at=expires_at).save()
 
     def load(self, response_id: str) -> dict[str, Any] | None:
         try:
-            item = self._model.get(f"RESP#{response_id}", "conversation", consistent_read=True)
+            item = self._model.get(self._prefix + response_id, "conversation", consistent_read=True)
         except self._model.DoesNotExist:
             return None
         if item.expires_at < time.time():

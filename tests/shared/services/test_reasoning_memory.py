@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
+
+from shared.adapters.dynamo.conversations import DynamoConversationStore, bind_conversation_model
 from shared.formats.canonical import ChatRequest, Message, Reasoning, Role, Text, ToolCall
 from shared.providers.spec import WireFormat
 from shared.services.reasoning_memory import GEMINI_PLACEHOLDER_SIGNATURE, ReasoningMemory
+from tests.conftest import REGION
 
 SIGNED = Reasoning("think", signature="sig-1")
 CALL = ToolCall("call_1", "f", "{}")
@@ -57,3 +61,35 @@ def test_entries_expire() -> None:
     memory = ReasoningMemory(ttl=-1)
     memory.remember("c", (SIGNED,))
     assert memory.recall("c") is None
+
+
+@pytest.mark.anyio
+async def test_another_instance_finds_the_reasoning_in_the_store(
+    dynamo_endpoint: str | None, table_names: dict[str, str]
+) -> None:
+    model = bind_conversation_model(table_names["StateTable"], REGION, dynamo_endpoint)
+    answering = ReasoningMemory(store=DynamoConversationStore(model, prefix="REASON#"))
+    other = ReasoningMemory(store=DynamoConversationStore(model, prefix="REASON#"))
+    await answering.keep_answer((SIGNED, Reasoning(redacted="opaque"), CALL))
+    restored = await other.restore_from_anywhere(_conversation(CALL), WireFormat.ANTHROPIC)
+    assert restored.messages[1].parts == (SIGNED, Reasoning(redacted="opaque"), CALL)
+    # nothing remembered anywhere: Gemini still gets its placeholder
+    unknown = await other.restore_from_anywhere(_conversation(ToolCall("call_9", "f", "{}")), WireFormat.GEMINI)
+    assert unknown.messages[1].parts[0] == Reasoning(signature=GEMINI_PLACEHOLDER_SIGNATURE)
+
+
+class _BrokenStore:
+    def save(self, *_: object) -> None:
+        raise OSError("store down")
+
+    def load(self, *_: object) -> None:
+        raise OSError("store down")
+
+
+@pytest.mark.anyio
+async def test_a_broken_store_costs_the_cross_instance_memory_only() -> None:
+    memory = ReasoningMemory(store=_BrokenStore())  # type: ignore[arg-type]
+    await memory.keep_answer((SIGNED, CALL))  # logged, not raised
+    assert memory.recall("call_1") == (SIGNED,)
+    request = _conversation(ToolCall("call_2", "f", "{}"))
+    assert await memory.restore_from_anywhere(request, WireFormat.ANTHROPIC) is request
