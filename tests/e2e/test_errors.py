@@ -239,3 +239,25 @@ def test_malformed_upstream_usage_never_breaks_the_answer(gateway: Gateway, fake
     assert '"hello"' in streamed.text and streamed.text.rstrip().endswith("data: [DONE]")
     plain = post(gateway, {"model": "ds/deepseek-chat", "messages": MSG})
     assert plain.status_code == 200 and plain.json()["usage"] == {"prompt_tokens": "n/a"}
+
+
+def test_gemini_clients_get_errors_in_googles_shape(gateway: Gateway) -> None:
+    url = gateway.base_url + "/v1beta/models/nobody/none:generateContent"
+    resp = httpx.post(url, json={"contents": [{"role": "user", "parts": [{"text": "x"}]}]})
+    assert resp.status_code == 404
+    assert resp.json()["error"]["status"] == "NOT_FOUND" and resp.json()["error"]["code"] == 404
+    bad = httpx.post(
+        gateway.base_url + "/v1beta/models/fake/gpt-4o-mini:generateContent",
+        content=b"{not json",
+        headers={"content-type": "application/json"},
+    )
+    assert bad.status_code == 400 and bad.json()["error"]["status"] == "INVALID_ARGUMENT"
+    unknown_method = httpx.post(gateway.base_url + "/v1beta/models/fake/gpt-4o-mini:embedContent", json={})
+    assert unknown_method.status_code == 404 and unknown_method.json()["error"]["status"] == "NOT_FOUND"
+
+
+def test_responses_clients_get_errors_in_openais_shape(gateway: Gateway) -> None:
+    resp = httpx.post(gateway.v1 + "/responses", json={"model": "nobody/none", "input": "x"})
+    assert resp.status_code == 404 and set(resp.json()) == {"error"}
+    resp = httpx.post(gateway.v1 + "/responses", json={"input": "x"})
+    assert resp.status_code == 400 and resp.json()["error"]["param"] == "model"
