@@ -201,13 +201,12 @@ class ChatService:
         if upstream is WireFormat.ANTHROPIC and client_headers and client_headers.get("anthropic-beta"):
             headers["anthropic-beta"] = client_headers["anthropic-beta"]  # features the client opted into
         url = route.base_url_for(connection) + endpoint(upstream, route.upstream_model, stream=stream)
+        # A translated request's output limit is the client format's (Anthropic requires one; Claude Code
+        # asks for 32000): an upstream model that allows fewer refuses it, so it is tried once without.
+        resp = await self._send(
+            url, headers, payload, stream=stream, route=route, may_drop_limit=client is not upstream
+        )
         try:
-            resp = await self._upstream.send("POST", url, headers, orjson.dumps(payload), stream=stream)
-        except GatewayError as err:
-            err.provider = err.provider or route.provider_id
-            raise
-        try:
-            await _raise_for_status(resp, route)
             reply_headers = {
                 "x-omniroute-provider": route.provider_id,
                 "x-omniroute-model": header_safe(route.public_model),
@@ -243,6 +242,37 @@ class ChatService:
                 save = _saver(self._state, request, echoed)
             chunks = _translate_stream(resp, upstream, client, client_wants_usage, outcome, self._memory, echoed, save)
         return StreamReply(chunks, reply_headers, resp.aclose, outcome)
+
+    async def _send(
+        self,
+        url: str,
+        headers: Mapping[str, str],
+        payload: dict[str, Any],
+        *,
+        stream: bool,
+        route: Route,
+        may_drop_limit: bool,
+    ) -> UpstreamResponse:
+        """Send, and raise the upstream's refusal as ours (the response is closed then)."""
+        for attempt in range(2):
+            try:
+                resp = await self._upstream.send("POST", url, headers, orjson.dumps(payload), stream=stream)
+            except GatewayError as err:
+                err.provider = err.provider or route.provider_id
+                raise
+            try:
+                await _raise_for_status(resp, route)
+            except UpstreamRejected as err:
+                trimmed = _without_output_limit(payload, err, route.wire_format) if may_drop_limit else None
+                if attempt == 0 and trimmed is not None:
+                    log.info(
+                        "%s refused the output limit; trying again without it: %.200s", route.provider_id, err.message
+                    )
+                    payload = trimmed
+                    continue
+                raise
+            return resp
+        raise AssertionError("unreachable")  # the loop returns or raises
 
     async def count_tokens(
         self, body: dict[str, Any], route: Route, *, client_headers: Mapping[str, str] | None = None
@@ -305,6 +335,26 @@ async def _answer_ended(
     await memory.keep_answer(answer.parts)
     if save is not None:
         await save(answer)
+
+
+_LIMIT_FIELDS = ("max_tokens", "max_completion_tokens", "max_output_tokens", "maxoutputtokens")
+
+
+def _without_output_limit(payload: dict[str, Any], err: UpstreamRejected, fmt: WireFormat) -> dict[str, Any] | None:
+    """The payload without its output limit, when a 400 says the limit is what the upstream refused."""
+    if err.upstream_status != 400 or fmt is WireFormat.ANTHROPIC:  # Anthropic requires the limit
+        return None
+    if not any(name in err.message.lower() for name in _LIMIT_FIELDS):
+        return None
+    if fmt is WireFormat.GEMINI:
+        config = payload.get("generationConfig")
+        if isinstance(config, dict) and "maxOutputTokens" in config:
+            return {**payload, "generationConfig": {k: v for k, v in config.items() if k != "maxOutputTokens"}}
+        return None
+    present = [k for k in ("max_tokens", "max_completion_tokens", "max_output_tokens") if k in payload]
+    if not present:
+        return None
+    return {k: v for k, v in payload.items() if k not in present}
 
 
 def _saver(

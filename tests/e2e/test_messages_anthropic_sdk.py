@@ -149,3 +149,37 @@ def test_owner_settings_rewrite_requests_even_without_translation(tmp_path: Any,
             assert state.requests[-1]["body"]["messages"][0]["content"] == "Answer in French."
     finally:
         gw.stop()
+
+
+def test_an_output_limit_the_upstream_model_refuses_is_dropped_once(
+    client: anthropic.Anthropic, fake_state: Any
+) -> None:
+    """Anthropic clients must send max_tokens (Claude Code asks for 32000); a smaller model refuses it."""
+    refusal = {
+        "error": {
+            "message": "max_tokens is too large: 32000. This model supports at most 16384 completion tokens.",
+            "type": "invalid_request_error",
+            "param": "max_tokens",
+            "code": "invalid_value",
+        }
+    }
+    fake_state.add_script([{"status": 400, "body": refusal}])
+    with client.messages.stream(  # the SDK streams requests this large, as Claude Code does
+        model="fake/gpt-4o-mini", max_tokens=32000, messages=[{"role": "user", "content": "long task"}]
+    ) as stream:
+        message = stream.get_final_message()
+    assert message.content[0].text == "Hello from fake-openai: long task"  # type: ignore[union-attr]
+    first, second = fake_state.requests[-2:]
+    assert first["body"]["max_tokens"] == 32000 and "max_tokens" not in second["body"]
+
+
+def test_other_refusals_are_not_retried(client: anthropic.Anthropic, fake_state: Any) -> None:
+    before = len(fake_state.requests)
+    refusal = {"error": {"message": "Your prompt violates policy.", "type": "invalid_request_error"}}
+    fake_state.add_script([{"status": 400, "body": refusal}])
+    with (
+        pytest.raises(anthropic.BadRequestError, match="violates policy"),
+        client.messages.stream(model="fake/gpt-4o-mini", max_tokens=32000, messages=[{"role": "user", "content": "x"}]),
+    ):
+        pass
+    assert len(fake_state.requests) == before + 1
