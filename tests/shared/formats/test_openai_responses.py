@@ -2,7 +2,9 @@
 
 The golden checks here mirror test_golden.py for the `responses` files until the format is in the
 registry (test_golden.py then runs them too). Codex captures are real request bodies of `codex exec`
-(Codex CLI 0.169, second turns: after a function call and after a freeform apply_patch call).
+(Codex CLI 0.169, second turns: after a function call and after a freeform apply_patch call), with every
+long text of Codex's own (its instructions, its patch grammar) replaced by a short stand-in and local
+paths neutralised: the structure is what the tests need, and the prose is not ours to ship.
 """
 
 from __future__ import annotations
