@@ -75,7 +75,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from tests.fakes.control import ControlPlane, run_standalone
+from tests.fakes.control import fake_app, run_standalone
 
 from .openai_upstream import (
     Directive,
@@ -979,24 +979,18 @@ def create_app(
     """
     state = FakeUpstreamState(api_key=api_key, models=tuple(models or ()), record=record)
     handlers = _Handlers(state, any_model=models is None, api_versions=api_versions)
-    app = Starlette(
-        routes=[
+    return fake_app(
+        state,
+        [
             Route("/v1/messages", handlers.messages, methods=["POST"]),
             Route("/v1/messages/count_tokens", handlers.count_tokens, methods=["POST"]),
             Route("/v1/models", handlers.list_models, methods=["GET"]),
             Route("/v1/models/{model:path}", handlers.retrieve_model, methods=["GET"]),
-            *ControlPlane(state, invalid_request).routes(),
         ],
-        exception_handlers={
-            AnthropicAPIError: _anthropic_error_handler,
-            404: _anthropic_error_handler,
-            405: _anthropic_error_handler,
-        },
+        error_type=AnthropicAPIError,
+        error_handler=_anthropic_error_handler,
+        bad_request=invalid_request,
     )
-    app.state.fake = state
-    app.state.requests = state.requests
-    app.state.script = state.script
-    return app
 
 
 def main(argv: Sequence[str] | None = None) -> None:

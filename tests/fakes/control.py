@@ -100,3 +100,26 @@ def run_standalone(
         lifespan="off",
         ws="none",
     )
+
+
+def fake_app(
+    state: Any,
+    routes: list[Route],
+    *,
+    error_type: type[Exception],
+    error_handler: Callable[..., Any],
+    bad_request: Callable[[str], Exception],
+) -> Any:
+    """A fake upstream's Starlette app: its own routes plus the control plane, every error (its own, and
+    routing's 404/405) in its provider's shape, and its state at `app.state.fake` (with `requests` and
+    `script` aliasing the request log and the directive queue)."""
+    from starlette.applications import Starlette
+
+    app = Starlette(
+        routes=[*routes, *ControlPlane(state, bad_request).routes()],
+        exception_handlers={error_type: error_handler, 404: error_handler, 405: error_handler},
+    )
+    app.state.fake = state
+    app.state.requests = state.requests
+    app.state.script = state.script
+    return app

@@ -97,7 +97,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from tests.fakes.control import ControlPlane, run_standalone
+from tests.fakes.control import fake_app, run_standalone
 
 from .openai_upstream import (
     Directive,
@@ -1303,23 +1303,17 @@ def create_app(
     """
     state = FakeUpstreamState(api_key=api_key, models=tuple(models or ()), record=record)
     handlers = _Handlers(state, any_model=models is None, api_versions=api_versions)
-    app = Starlette(
-        routes=[
+    return fake_app(
+        state,
+        [
             Route("/{version}/models", handlers.list_models, methods=["GET"]),
             Route("/{version}/models/{rest:path}", handlers.model_method, methods=["POST"]),
             Route("/{version}/models/{rest:path}", handlers.get_model, methods=["GET"]),
-            *ControlPlane(state, invalid_argument).routes(),
         ],
-        exception_handlers={
-            GeminiAPIError: _gemini_error_handler,
-            404: _gemini_error_handler,
-            405: _gemini_error_handler,
-        },
+        error_type=GeminiAPIError,
+        error_handler=_gemini_error_handler,
+        bad_request=invalid_argument,
     )
-    app.state.fake = state
-    app.state.requests = state.requests
-    app.state.script = state.script
-    return app
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -50,7 +50,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from tests.fakes.control import ControlPlane, run_standalone
+from tests.fakes.control import fake_app, run_standalone
 
 JSONObject = dict[str, Any]
 
@@ -838,23 +838,17 @@ def create_app(api_key: str | None = None, *, models: Sequence[str] = DEFAULT_MO
     """
     state = FakeUpstreamState(api_key=api_key, models=tuple(models), record=record)
     handlers = _Handlers(state)
-    app = Starlette(
-        routes=[
+    return fake_app(
+        state,
+        [
             Route("/v1/chat/completions", handlers.chat_completions, methods=["POST"]),
             Route("/v1/models", handlers.list_models, methods=["GET"]),
             Route("/v1/models/{model:path}", handlers.retrieve_model, methods=["GET"]),
-            *ControlPlane(state, lambda message: FakeAPIError(400, message, "invalid_request_error")).routes(),
         ],
-        exception_handlers={
-            FakeAPIError: _openai_error_handler,
-            404: _openai_error_handler,
-            405: _openai_error_handler,
-        },
+        error_type=FakeAPIError,
+        error_handler=_openai_error_handler,
+        bad_request=lambda message: FakeAPIError(400, message, "invalid_request_error"),
     )
-    app.state.fake = state
-    app.state.requests = state.requests
-    app.state.script = state.script
-    return app
 
 
 def main(argv: Sequence[str] | None = None) -> None:

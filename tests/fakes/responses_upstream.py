@@ -94,7 +94,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from tests.fakes.control import ControlPlane, run_standalone
+from tests.fakes.control import fake_app, run_standalone
 
 from .openai_upstream import (
     Directive,
@@ -1146,25 +1146,19 @@ def create_app(api_key: str | None = None, *, models: Sequence[str] = DEFAULT_MO
     """
     state = ResponsesState(api_key=api_key, models=tuple(models), record=record)
     handlers = _Handlers(state)
-    app = Starlette(
-        routes=[
+    return fake_app(
+        state,
+        [
             Route("/v1/responses", handlers.create, methods=["POST"]),
             Route("/v1/responses/{response_id}", handlers.retrieve, methods=["GET"]),
             Route("/v1/responses/{response_id}", handlers.delete, methods=["DELETE"]),
             Route("/v1/models", handlers.list_models, methods=["GET"]),
             Route("/v1/models/{model:path}", handlers.retrieve_model, methods=["GET"]),
-            *ControlPlane(state, invalid_request).routes(),
         ],
-        exception_handlers={
-            FakeAPIError: _openai_error_handler,
-            404: _openai_error_handler,
-            405: _openai_error_handler,
-        },
+        error_type=FakeAPIError,
+        error_handler=_openai_error_handler,
+        bad_request=invalid_request,
     )
-    app.state.fake = state
-    app.state.requests = state.requests
-    app.state.script = state.script
-    return app
 
 
 def main(argv: Sequence[str] | None = None) -> None:
