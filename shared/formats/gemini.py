@@ -989,3 +989,13 @@ def finish_reason_out(finish: FinishReason) -> str:
 def usage_metadata(usage: Usage) -> dict[str, Any]:
     """`usageMetadata` for canonical usage (zero counts left out, as Gemini does)."""
     return _render_usage(usage)
+
+
+def usage_from_gemini(usage_metadata: object) -> Usage | None:
+    """Canonical usage of a `usageMetadata` object; None when there is none or it cannot be read."""
+    if not isinstance(usage_metadata, Mapping):
+        return None
+    try:
+        return _usage(usage_metadata, "usageMetadata")[0]
+    except InvalidRequest:
+        return None  # an answer with odd counts is still the client's to have

@@ -25,6 +25,7 @@ from shared.formats.anthropic_messages import usage_from_anthropic
 from shared.formats.canonical import ChatRequest, ChatResponse
 from shared.formats.codecs import feed_decoder, new_decoder, new_encoder
 from shared.formats.errors import openai_error_object, upstream_error_message
+from shared.formats.gemini import usage_from_gemini
 from shared.formats.openai_chat import sanitise_response, usage_from_openai
 from shared.formats.openai_responses import echo as responses_echo
 from shared.formats.openai_responses import usage_from_responses
@@ -387,11 +388,7 @@ def _usage_of(fmt: WireFormat, doc: dict[str, Any]) -> Usage | None:
     if fmt is WireFormat.RESPONSES:
         return usage_from_responses(doc.get("usage"))
     if fmt is WireFormat.GEMINI:
-        try:
-            answer: ChatResponse = FORMATS[fmt].parse_response(doc)
-            return answer.usage
-        except GatewayError:
-            return None  # an answer the gateway cannot read is still the client's to have
+        return usage_from_gemini(doc.get("usageMetadata"))
     return usage_from_openai(doc.get("usage"))
 
 

@@ -107,12 +107,12 @@ class ReasoningMemory:
         return reasoning
 
     async def restore_from_anywhere(self, request: ChatRequest, upstream: WireFormat) -> ChatRequest:
-        """`restore`, looking calls this instance does not remember up in the store first."""
+        """`restore`, looking up in the store the calls of the current turn (the assistant messages since the
+        last user message: the ones Anthropic and Gemini check) that this instance does not remember. Older
+        turns are restored from memory only, so a long conversation costs no store reads per request."""
         if upstream in (WireFormat.ANTHROPIC, WireFormat.GEMINI) and self._store is not None:
-            for message in request.messages:
-                first_call = next((p for p in message.parts if isinstance(p, ToolCall)), None)
-                if message.role is Role.ASSISTANT and first_call is not None:
-                    await self._recall_anywhere(first_call.id)
+            for call_id in _unsigned_calls_of_current_turn(request):
+                await self._recall_anywhere(call_id)
         return self.restore(request, upstream)
 
     def restore(self, request: ChatRequest, upstream: WireFormat) -> ChatRequest:
@@ -137,3 +137,17 @@ class ReasoningMemory:
             messages.append(replace(message, parts=(*recalled, *kept)))
             changed = True
         return replace(request, messages=tuple(messages)) if changed else request
+
+
+def _unsigned_calls_of_current_turn(request: ChatRequest) -> list[str]:
+    calls: list[str] = []
+    for message in reversed(request.messages):
+        if message.role is Role.USER:
+            break
+        if message.role is not Role.ASSISTANT:
+            continue
+        first_call = next((p for p in message.parts if isinstance(p, ToolCall)), None)
+        signed = any(isinstance(p, Reasoning) and (p.signature or p.redacted) for p in message.parts)
+        if first_call is not None and not signed:
+            calls.append(first_call.id)
+    return calls

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from shared.adapters.dynamo.conversations import DynamoConversationStore, bind_conversation_model
-from shared.formats.canonical import ChatRequest, Message, Reasoning, Role, Text, ToolCall
+from shared.formats.canonical import ChatRequest, Message, Reasoning, Role, Text, ToolCall, ToolResult
 from shared.providers.spec import WireFormat
 from shared.services.reasoning_memory import GEMINI_PLACEHOLDER_SIGNATURE, ReasoningMemory
 from tests.conftest import REGION
@@ -93,3 +93,34 @@ async def test_a_broken_store_costs_the_cross_instance_memory_only() -> None:
     assert memory.recall("call_1") == (SIGNED,)
     request = _conversation(ToolCall("call_2", "f", "{}"))
     assert await memory.restore_from_anywhere(request, WireFormat.ANTHROPIC) is request
+
+
+class _CountingStore:
+    def __init__(self) -> None:
+        self.loads: list[str] = []
+
+    def save(self, *_: object) -> None:
+        return None
+
+    def load(self, call_id: str) -> None:
+        self.loads.append(call_id)
+
+
+@pytest.mark.anyio
+async def test_only_the_current_turn_costs_store_reads() -> None:
+    store = _CountingStore()
+    memory = ReasoningMemory(store=store)  # type: ignore[arg-type]
+    request = ChatRequest(
+        model="m",
+        messages=(
+            Message(Role.USER, (Text("q1"),)),
+            Message(Role.ASSISTANT, (ToolCall("old_1", "f", "{}"),)),
+            Message(Role.TOOL, (ToolResult("old_1", (Text("r"),)),)),
+            Message(Role.USER, (Text("q2"),)),
+            Message(Role.ASSISTANT, (ToolCall("now_1", "f", "{}"),)),
+            Message(Role.TOOL, (ToolResult("now_1", (Text("r"),)),)),
+            Message(Role.ASSISTANT, (SIGNED, ToolCall("now_2", "f", "{}"))),  # carries its own: no lookup
+        ),
+    )
+    await memory.restore_from_anywhere(request, WireFormat.ANTHROPIC)
+    assert store.loads == ["now_1"]
