@@ -44,6 +44,7 @@ from shared.formats.canonical import (
     ToolCall,
     ToolChoice,
     ToolResult,
+    compact_json,
 )
 from shared.formats.thinking import budget_for
 
@@ -94,10 +95,6 @@ def _cache_json(cache: CacheControl | None) -> dict[str, Any]:
     if cache.ttl is not None:
         out["ttl"] = cache.ttl
     return {"cache_control": out}
-
-
-def _compact(value: object) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 def _parse_image(block: Mapping[str, Any], where: str) -> Image:
@@ -177,7 +174,7 @@ def _parse_blocks(role: str, content: object, where: str) -> list[Message]:
                 ToolCall(
                     id=str(block.get("id", "")),
                     name=str(block.get("name", "")),
-                    arguments=_compact(block.get("input") or {}),
+                    arguments=compact_json(block.get("input") or {}),
                 )
             )
         elif kind == "thinking" and role == "assistant":
@@ -348,7 +345,7 @@ def _json_instruction(fmt: OutputFormat) -> str | None:
     if fmt.kind == "json_object":
         return "Respond with a single JSON object and nothing else."
     if fmt.kind == "json_schema":
-        schema = _compact(fmt.schema or {})
+        schema = compact_json(fmt.schema or {})
         return f"Respond with a single JSON object that conforms to this JSON Schema, and nothing else: {schema}"
     return None
 

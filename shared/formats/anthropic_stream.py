@@ -10,7 +10,6 @@ the totals in `message_delta`.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import orjson
@@ -22,7 +21,7 @@ from shared.formats.anthropic_messages import (
     usage_from_anthropic,
     usage_to_anthropic,
 )
-from shared.formats.canonical import FinishReason
+from shared.formats.canonical import FinishReason, compact_json
 from shared.formats.stream import (
     PartEnd,
     ReasoningDelta,
@@ -115,7 +114,7 @@ class AnthropicStreamDecoder:
         if kind == "tool_use":
             out: list[StreamEvent] = [ToolCallStart(index, str(block.get("id") or ""), str(block.get("name") or ""))]
             if block.get("input"):
-                out.append(ToolCallDelta(index, json.dumps(block["input"], separators=(",", ":"))))
+                out.append(ToolCallDelta(index, compact_json(block["input"])))
             return out
         self._ended = True
         return [StreamFailed(f"The upstream sent a {kind!r} content block, which cannot be translated.")]

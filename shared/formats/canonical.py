@@ -21,6 +21,7 @@ Pure: no I/O imports (import-linter keeps it so).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, field, fields
 from enum import StrEnum
@@ -178,6 +179,12 @@ class ChatResponse:
     created: int | None = None
     stop_sequence: str | None = None
     extensions: Mapping[str, Any] = field(default_factory=dict)
+
+
+def compact_json(value: Any) -> str:
+    """JSON text as the canonical `ToolCall.arguments` holds it when a format gives an object (Anthropic's
+    `input`, Gemini's `args`): no spaces, non-ASCII kept as is, so every path writes the same text."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 # ----- JSON form (golden files, the translator playground) ------------------------------------------------

@@ -81,6 +81,7 @@ from shared.formats.canonical import (
     ToolCall,
     ToolChoice,
     ToolResult,
+    compact_json,
 )
 from shared.formats.thinking import budget_for
 
@@ -233,10 +234,6 @@ def _count(obj: Mapping[str, Any], name: str, param: str) -> int:
     return count
 
 
-def _compact(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-
-
 def _plain(value: Any) -> Any:
     """A fresh JSON value: mappings as dicts, sequences as lists (renders never alias canonical data)."""
     if isinstance(value, Mapping):
@@ -340,7 +337,7 @@ def _parse_call(raw: Any, param: str, ids: _CallIds) -> ToolCall:
     args = _get(call, "args")
     args = {} if args is None else _obj(args, f"{param}.args")
     call_id = ids.call(name, _opt_str(_get(call, "id"), f"{param}.id"))
-    return ToolCall(id=call_id, name=name, arguments=_compact(args))
+    return ToolCall(id=call_id, name=name, arguments=compact_json(args))
 
 
 def _result_content(response: Mapping[str, Any], has_media: bool) -> tuple[tuple[Text, ...], bool]:
@@ -351,7 +348,7 @@ def _result_content(response: Mapping[str, Any], has_media: bool) -> tuple[tuple
             return (Text(value),), key == "error"
     if not response and has_media:
         return (), False
-    return (Text(_compact(response)),), False
+    return (Text(compact_json(response)),), False
 
 
 def _parse_result(raw: Any, param: str, ids: _CallIds) -> ToolResult:
@@ -493,7 +490,7 @@ def _response_object(text: str, has_media: bool) -> dict[str, Any]:
             value = json.loads(text)
         except ValueError:
             value = None
-        if isinstance(value, dict) and _compact(value) == text:
+        if isinstance(value, dict) and compact_json(value) == text:
             ambiguous = (
                 len(value) == 1
                 and next(iter(value)) in ("result", "error")

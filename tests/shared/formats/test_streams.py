@@ -238,3 +238,16 @@ def test_golden_streams_both_ways(path: Path) -> None:
     answer = response_from_json(json.loads((path.parent / "response.canonical.json").read_text()))
     assert encode(fmt, events_for(answer)) == path.read_bytes()
     assert _comparable(fmt, collect(decode(fmt, [path.read_bytes()]))) == _comparable(fmt, answer)
+
+
+def test_tool_input_given_whole_reads_the_same_streamed_or_not() -> None:
+    """Non-ASCII input in an Anthropic `content_block_start` gives the same text as the complete answer."""
+    from shared.formats import anthropic_messages
+
+    block = {"type": "tool_use", "id": "t", "name": "f", "input": {"city": "Zürich"}}
+    decoder = AnthropicStreamDecoder()
+    decoder.feed("message_start", b'{"type":"message_start","message":{"id":"m","model":"c"}}')
+    events = decoder.feed("content_block_start", json.dumps({"index": 0, "content_block": block}).encode())
+    streamed = "".join(e.arguments for e in events if isinstance(e, ToolCallDelta))
+    whole = anthropic_messages.parse_response({"content": [block], "stop_reason": "tool_use"}).parts[0]
+    assert isinstance(whole, ToolCall) and streamed == whole.arguments == '{"city":"Zürich"}'
