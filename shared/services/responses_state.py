@@ -46,12 +46,13 @@ class ResponsesState:
         ):
             return body
         resolved: list[Any] = []
+        loaded: dict[str, dict[str, Any] | None] = {}  # one read per stored answer, however many items it gave
         for i, item in enumerate(items):
             if not (isinstance(item, dict) and item.get("type") == "item_reference"):
                 resolved.append(item)
                 continue
             item_id = str(item.get("id") or "")
-            found = await self._find_item(item_id)
+            found = await self._find_item(item_id, loaded)
             if found is None:
                 raise NotFound(
                     f"Item with id '{item_id}' not found. Items are only kept for answers stored by this gateway "
@@ -61,12 +62,14 @@ class ResponsesState:
             resolved.append(found)
         return {**body, "input": resolved}
 
-    async def _find_item(self, item_id: str) -> dict[str, Any] | None:
+    async def _find_item(self, item_id: str, loaded: dict[str, dict[str, Any] | None]) -> dict[str, Any] | None:
         match = _ITEM_ID.match(item_id)
         if match is None:
             return None
         for response_id in (f"resp_{match.group(1)}", match.group(1)):
-            stored = await self._load(response_id)
+            if response_id not in loaded:
+                loaded[response_id] = await self._load(response_id)
+            stored = loaded[response_id]
             if stored is not None:
                 for item in stored.get("items", ()):
                     if isinstance(item, dict) and item.get("id") == item_id:
