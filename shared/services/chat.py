@@ -169,7 +169,8 @@ class ChatService:
             connection_id=connection.id if connection else None,
         )
         echoed: dict[str, Any] = {}
-        stateful = client is WireFormat.RESPONSES and upstream is not WireFormat.RESPONSES and self._state is not None
+        # Responses clients rely on server state; a Responses upstream keeps its own, any other gets ours
+        state = self._state if client is WireFormat.RESPONSES and upstream is not WireFormat.RESPONSES else None
         request: ChatRequest | None = None
         client_wants_usage = True
         if client is WireFormat.OPENAI and stream:
@@ -181,13 +182,13 @@ class ChatService:
                 if stream:
                     payload["stream"] = True
         else:
-            if stateful and self._state is not None:
-                body = await self._state.resolve_item_references(body)
+            if state is not None:
+                body = await state.resolve_item_references(body)
             request = FORMATS[client].parse_request(body, model=client_model)
             if client is WireFormat.RESPONSES:
                 echoed = responses_echo(request)  # what a Response repeats of its request
-            if stateful and self._state is not None:
-                request = await self._state.expand(request)
+            if state is not None:
+                request = await state.expand(request)
             if settings is not None:
                 request = with_system_prompt(request, settings.system_prompt)
                 request = apply_thinking_mode(request, settings.thinking_mode, settings.thinking_budget)
@@ -227,8 +228,8 @@ class ChatService:
                 if echoed:
                     answer = replace(answer, extensions={**answer.extensions, **echoed})
                 rendered = FORMATS[client].render_response(answer)
-                if stateful and self._state is not None and request is not None:
-                    await self._state.save(request, answer, stored_items(rendered))
+                if state is not None and request is not None:
+                    await state.save(request, answer, stored_items(rendered))
                 translated = orjson.dumps(rendered)
                 return JsonReply(resp.status, translated, reply_headers, outcome)
             await _ensure_event_stream(resp, route)
@@ -239,8 +240,8 @@ class ChatService:
             chunks = _relay(resp, client_wants_usage, outcome)
         else:
             save = None
-            if stateful and self._state is not None and request is not None:
-                save = _saver(self._state, request, echoed)
+            if state is not None and request is not None:
+                save = _saver(state, request, echoed)
             chunks = _translate_stream(resp, upstream, client, client_wants_usage, outcome, self._memory, echoed, save)
         return StreamReply(chunks, reply_headers, resp.aclose, outcome)
 
