@@ -673,6 +673,37 @@ def _validate_chat_body(body: object) -> tuple[JSONObject, str, list[JSONObject]
     return body, model, messages
 
 
+def paced_json(payload: bytes, headers: dict[str, str], *, cut: bool, first_delay: float) -> Response:
+    """A JSON answer, delayed by `first_delay` ms and cut in half by the cut-stream fault."""
+    if not cut and first_delay == 0:
+        return Response(payload, headers=headers, media_type=_JSON_CONTENT_TYPE)
+    headers = headers | {"content-type": _JSON_CONTENT_TYPE, "content-length": str(len(payload))}
+    frames = [payload[: len(payload) // 2]] if cut else [payload]
+    return PacedResponse(frames, headers=headers, first_delay=first_delay, complete=not cut)
+
+
+def canned_response(directive: Directive, body: object) -> Response:
+    """A scripted reply: the directive's status, headers and body (OpenAI's error envelope when a 4xx/5xx
+    has no body)."""
+    status = directive.status
+    assert status is not None
+    headers: dict[str, str] = {"content-type": _JSON_CONTENT_TYPE}
+    if directive.body is None:
+        if status >= 400:
+            model = body.get("model") if isinstance(body, dict) else None
+            error = injected_error(status, model if isinstance(model, str) else "unknown")
+            content = orjson.dumps(error.payload)
+            headers |= error.headers
+        else:
+            content = b""
+    elif isinstance(directive.body, str):
+        content = directive.body.encode()
+    else:
+        content = orjson.dumps(directive.body)
+    headers |= directive.headers
+    return Response(content, status_code=status, headers=headers)
+
+
 class _Handlers:
     """Route handlers bound to one app's state."""
 
@@ -732,7 +763,7 @@ class _Handlers:
             if directive.delay_ms > 0:
                 await asyncio.sleep(directive.delay_ms / 1000)
             if directive.status is not None:
-                return self._canned(directive, body)
+                return canned_response(directive, body)
             fault = directive.fault
 
         self._check_auth(request)
@@ -770,31 +801,7 @@ class _Handlers:
 
         payload = orjson.dumps(completion_object(completion_id, created, model, reply))
         headers = {"x-request-id": _request_id()}
-        if not cut and first_delay == 0:
-            return Response(payload, headers=headers, media_type=_JSON_CONTENT_TYPE)
-        headers |= {"content-type": _JSON_CONTENT_TYPE, "content-length": str(len(payload))}
-        frames = [payload[: len(payload) // 2]] if cut else [payload]
-        return PacedResponse(frames, headers=headers, first_delay=first_delay, complete=not cut)
-
-    @staticmethod
-    def _canned(directive: Directive, body: object) -> Response:
-        status = directive.status
-        assert status is not None
-        headers: dict[str, str] = {"content-type": _JSON_CONTENT_TYPE}
-        if directive.body is None:
-            if status >= 400:
-                model = body.get("model") if isinstance(body, dict) else None
-                error = injected_error(status, model if isinstance(model, str) else "unknown")
-                content = orjson.dumps(error.payload)
-                headers |= error.headers
-            else:
-                content = b""
-        elif isinstance(directive.body, str):
-            content = directive.body.encode()
-        else:
-            content = orjson.dumps(directive.body)
-        headers |= directive.headers
-        return Response(content, status_code=status, headers=headers)
+        return paced_json(payload, headers, cut=cut, first_delay=first_delay)
 
     async def list_models(self, request: Request) -> Response:
         self._check_auth(request)

@@ -97,15 +97,16 @@ from starlette.routing import Route
 from tests.fakes.control import fake_app, run_standalone
 
 from .openai_upstream import (
-    Directive,
     FakeAPIError,
     FakeUpstreamState,
     Fault,
     PacedResponse,
     RecordedRequest,
+    canned_response,
     error_payload,
     example_for_schema,
     injected_error,
+    paced_json,
     parse_fault,
     split_evenly,
 )
@@ -997,7 +998,7 @@ class _Handlers:
             if directive.delay_ms > 0:
                 await asyncio.sleep(directive.delay_ms / 1000)
             if directive.status is not None:
-                return self._canned(directive, body)
+                return canned_response(directive, body)
             fault = directive.fault
 
         self._check_auth(request)
@@ -1060,31 +1061,7 @@ class _Handlers:
         if fail:
             raise injected_error(500, model)
         payload = orjson.dumps(final)
-        if not cut and first_delay == 0:
-            return Response(payload, headers=headers, media_type=_JSON_CONTENT_TYPE)
-        headers |= {"content-type": _JSON_CONTENT_TYPE, "content-length": str(len(payload))}
-        frames = [payload[: len(payload) // 2]] if cut else [payload]
-        return PacedResponse(frames, headers=headers, first_delay=first_delay, complete=not cut)
-
-    @staticmethod
-    def _canned(directive: Directive, body: object) -> Response:
-        status = directive.status
-        assert status is not None
-        headers: dict[str, str] = {"content-type": _JSON_CONTENT_TYPE}
-        if directive.body is None:
-            if status >= 400:
-                model = body.get("model") if isinstance(body, dict) else None
-                error = injected_error(status, model if isinstance(model, str) else "unknown")
-                content = orjson.dumps(error.payload)
-                headers |= error.headers
-            else:
-                content = b""
-        elif isinstance(directive.body, str):
-            content = directive.body.encode()
-        else:
-            content = orjson.dumps(directive.body)
-        headers |= directive.headers
-        return Response(content, status_code=status, headers=headers)
+        return paced_json(payload, headers, cut=cut, first_delay=first_delay)
 
     async def retrieve(self, request: Request) -> Response:
         await self._record(request)
