@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any, Protocol
 
 from shared.domain.config import Record
+from shared.domain.routing import Admission, BreakerState, Claim, Cooldown, Policy, RateLimit, RoutingView, StoredReply
 
 
 class ConfigStore(Protocol):
@@ -74,3 +75,99 @@ class ConversationStore(Protocol):
     def save(self, response_id: str, conversation: dict[str, Any], ttl_seconds: int) -> None: ...
 
     def load(self, response_id: str) -> dict[str, Any] | None: ...
+
+
+class RoutingStore(Protocol):
+    """Routing state shared by every gateway instance (State table). Synchronous, like ConfigStore; every
+    method is one DynamoDB call unless it says otherwise, and every write is atomic (conditional or `ADD`),
+    so concurrent instances never lose an update. Times are epoch seconds passed in by the caller (`now`),
+    compared in the write conditions too, because TTL deletes expired items late.
+    """
+
+    def load(self, now: float) -> RoutingView:
+        """Breakers, cooldowns (only those still active at `now`) and use counters: one Query."""
+        ...
+
+    # --- circuit breaker, one item per provider, every transition conditioned on the version read ---
+    def record_failure(self, provider: str, now: float, threshold: int, reset_seconds: float) -> BreakerState:
+        """Count one failure. The call whose count reaches `threshold` on a closed breaker opens it (a
+        versioned conditional write: exactly one opener). A failure while half-open is the probe's
+        business (`finish_probe`). Returns the state as stored afterwards."""
+        ...
+
+    def record_success(self, provider: str) -> BreakerState:
+        """Reset a closed breaker's failure count (the caller only calls when its copy shows failures)."""
+        ...
+
+    def try_probe(self, provider: str, owner: str, now: float, probe_seconds: float) -> bool:
+        """Claim the single half-open probe: succeeds for exactly one caller when the breaker is open and
+        `open_until <= now`, or half-open with a lapsed `probe_until`."""
+        ...
+
+    def finish_probe(self, provider: str, owner: str, ok: bool, now: float, reset_seconds: float) -> BreakerState:
+        """The probe's result, only from its owner: success closes the breaker, failure opens it again for
+        `reset_seconds`. A stale owner changes nothing."""
+        ...
+
+    def reset_breaker(self, provider: str) -> None: ...
+
+    # --- cooldowns of accounts and of one model of an account ---
+    def mark_cooldown(
+        self, connection_id: str, model: str | None, now: float, policy: Policy, hint: float | None, reason: str
+    ) -> Cooldown:
+        """Cool the account (or model) down: until = now + max(policy.cooldown(level), hint), level + 1.
+        Anti-thundering-herd: when a cooldown is already active, it is returned untouched (no re-marking,
+        no level raise), so N concurrent 429s raise the level once."""
+        ...
+
+    def clear_cooldown(self, connection_id: str, model: str | None) -> None:
+        """After a success: the backoff level drops to 0 (the caller only calls when its copy shows one)."""
+        ...
+
+    def reset_cooldowns(self, connection_id: str | None = None) -> int:
+        """Remove all cooldowns (of one connection, or every one); returns how many. Admin reset."""
+        ...
+
+    # --- counters ---
+    def advance_cursor(self, name: str, by: int) -> int:
+        """Atomically add `by` to a round-robin cursor and return the new value (this caller owns the
+        `by` positions before it)."""
+        ...
+
+    def add_uses(self, name: str, member: str, by: int = 1) -> None:
+        """Count uses of a member (combo target, account) for least-used; visible through `load`."""
+        ...
+
+    # --- global rate limits per key (an account, or a combo target) ---
+    def acquire(self, key: str, now: float, limit: RateLimit, slot_id: str, slot_seconds: float) -> Admission:
+        """Admit one request under `limit` or say when to retry. RPM: fixed one-minute windows; min gap:
+        time since the last admitted request; concurrency: slots that lapse after `slot_seconds` so a
+        crashed instance cannot leak them. At most one write per configured kind of limit."""
+        ...
+
+    def release(self, key: str, slot_id: str) -> None:
+        """Give back a concurrency slot."""
+        ...
+
+    # --- idempotency (5 s claims, scoped per API key by the caller's `scope`) ---
+    def claim(self, scope: str, now: float, ttl: float) -> Claim: ...
+
+    def complete(self, scope: str, reply: StoredReply, now: float, ttl: float) -> None:
+        """Store the claimed request's answer for the rest of the window (too large: the claim is dropped)."""
+        ...
+
+    def abandon(self, scope: str) -> None:
+        """Drop a claim whose request failed, so a retry is not refused."""
+        ...
+
+    # --- exact response cache ---
+    def cache_get(self, key: str, now: float) -> StoredReply | None: ...
+
+    def cache_put(self, key: str, reply: StoredReply, now: float, ttl: float) -> None: ...
+
+    # --- latency histograms per provider per minute (bucket index → count), written with ADD ---
+    def add_latency(self, minute: int, provider: str, buckets: Mapping[int, int]) -> None: ...
+
+    def load_latency(self, since_minute: int) -> dict[str, dict[int, int]]:
+        """Summed bucket counts per provider from `since_minute` on."""
+        ...

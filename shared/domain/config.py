@@ -8,9 +8,12 @@ dictionary look-ups only.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
+
+from shared.domain.combos import ACCOUNT_STRATEGIES, Alias, Combo, FallbackChain
+from shared.domain.routing import DEFAULT_POLICIES, Policy, RateLimit
 
 
 class Kind:
@@ -22,8 +25,11 @@ class Kind:
     APIKEY = "apikey"  # a gateway API key (hash only)
     SETTINGS = "settings"  # the single settings document
     PREFIX = "prefix"  # a node prefix claimed by one node (uniqueness by conditional create)
+    COMBO = "combo"  # a named list of targets clients call like a model (id = its name)
+    ALIAS = "alias"  # a model pattern mapped to a target (id = the pattern)
+    FALLBACK = "fallback"  # a global fallback chain for the models a pattern matches (id = the pattern)
 
-    ALL = (PROVIDER, NODE, MODEL, APIKEY, SETTINGS, PREFIX)
+    ALL = (PROVIDER, NODE, MODEL, APIKEY, SETTINGS, PREFIX, COMBO, ALIAS, FALLBACK)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +55,7 @@ class Connection:
     priority: int
     enabled: bool
     default_model: str | None = None
+    rate_limit: RateLimit = field(default_factory=RateLimit)
     # True when the stored key could not be decrypted (the data dir's key file was replaced or lost):
     # such a connection is never routed to, and the admin API asks for the key again.
     credential_error: bool = False
@@ -94,6 +101,16 @@ class GatewaySettings:
     system_prompt: str | None = None
     thinking_mode: str = "passthrough"
     thinking_budget: int = 10240
+    # Routing (issue 5): how accounts of one provider are chosen, how hard failures back off, and the
+    # stream deadlines. Timeouts in seconds.
+    account_strategy: str = "fill-first"
+    sticky_limit: int = 3
+    policies: Mapping[str, Policy] = field(default_factory=lambda: DEFAULT_POLICIES)
+    first_byte_timeout: float = 60.0
+    idle_timeout: float = 300.0
+    keepalive_interval: float = 15.0
+    cache_ttl: float = 3600.0  # exact response cache; 0 turns it off
+    max_attempts: int = 10  # upstream calls one request may make across accounts and targets
 
     @classmethod
     def from_data(cls, data: Mapping[str, Any]) -> GatewaySettings:
@@ -101,13 +118,20 @@ class GatewaySettings:
         prompt = data.get("systemPrompt")
         mode = data.get("thinkingMode")
         budget = data.get("thinkingBudget")
+        strategy = data.get("accountStrategy")
         return cls(
             require_api_key=value if isinstance(value, bool) else None,
             system_prompt=prompt if isinstance(prompt, str) and prompt.strip() else None,
             thinking_mode=mode if mode in THINKING_MODES else "passthrough",
-            thinking_budget=budget
-            if isinstance(budget, int) and not isinstance(budget, bool) and budget > 0
-            else 10240,
+            thinking_budget=_positive_int(budget, 10240),
+            account_strategy=strategy if strategy in ACCOUNT_STRATEGIES else "fill-first",
+            sticky_limit=_positive_int(data.get("stickyLimit"), 3),
+            policies=_policies(data.get("resilience")),
+            first_byte_timeout=_positive_number(data.get("firstByteTimeoutSeconds"), 60.0),
+            idle_timeout=_positive_number(data.get("streamIdleTimeoutSeconds"), 300.0),
+            keepalive_interval=_positive_number(data.get("keepaliveSeconds"), 15.0),
+            cache_ttl=_non_negative_number(data.get("cacheTtlSeconds"), 3600.0),
+            max_attempts=_positive_int(data.get("maxAttempts"), 10),
         )
 
     @property
@@ -117,6 +141,51 @@ class GatewaySettings:
 
 
 THINKING_MODES = ("passthrough", "auto", "custom", "adaptive")
+
+
+def _positive_int(value: object, default: int) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else default
+
+
+def _positive_number(value: object, default: float) -> float:
+    if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+        return float(value)
+    return default
+
+
+def _non_negative_number(value: object, default: float) -> float:
+    if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
+        return float(value)
+    return default
+
+
+# resilience.<profile>.<field> in the settings document → Policy's field
+_POLICY_FIELDS = {
+    "cooldownBaseSeconds": "cooldown_base",
+    "maxBackoffSteps": "max_steps",
+    "breakerThreshold": "breaker_threshold",
+    "breakerResetSeconds": "breaker_reset",
+}
+
+
+def _policies(value: object) -> Mapping[str, Policy]:
+    """Per-profile overrides of the default policies (`{"apikey": {"breakerThreshold": 3}, ...}`)."""
+    if not isinstance(value, Mapping):
+        return DEFAULT_POLICIES
+    merged = dict(DEFAULT_POLICIES)
+    for profile, base in DEFAULT_POLICIES.items():
+        overrides = value.get(profile)
+        if not isinstance(overrides, Mapping):
+            continue
+        fields: dict[str, Any] = {}
+        for name, attr in _POLICY_FIELDS.items():
+            raw = overrides.get(name)
+            if isinstance(raw, int | float) and not isinstance(raw, bool) and raw >= 0:
+                fields[attr] = int(raw) if attr in ("max_steps", "breaker_threshold") else float(raw)
+        if fields.get("breaker_threshold") == 0:
+            fields.pop("breaker_threshold")
+        merged[profile] = replace(base, **fields)
+    return MappingProxyType(merged)
 
 
 def _empty() -> Mapping[str, Any]:
@@ -132,6 +201,9 @@ class ConfigSnapshot:
     models: tuple[CustomModel, ...] = ()
     api_keys: tuple[ApiKey, ...] = ()
     settings: GatewaySettings = field(default_factory=GatewaySettings)
+    combos: Mapping[str, Combo] = field(default_factory=_empty)
+    aliases: tuple[Alias, ...] = ()
+    fallbacks: tuple[FallbackChain, ...] = ()
     # Derived indexes (filled by `build`).
     keys_by_hash: Mapping[str, ApiKey] = field(default_factory=_empty)
     nodes_by_prefix: Mapping[str, ProviderNode] = field(default_factory=_empty)
@@ -146,6 +218,9 @@ class ConfigSnapshot:
         models: Iterable[CustomModel] = (),
         api_keys: Iterable[ApiKey] = (),
         settings: GatewaySettings | None = None,
+        combos: Iterable[Combo] = (),
+        aliases: Iterable[Alias] = (),
+        fallbacks: Iterable[FallbackChain] = (),
     ) -> ConfigSnapshot:
         conns = tuple(connections)
         node_t = tuple(nodes)
@@ -161,6 +236,9 @@ class ConfigSnapshot:
             models=tuple(models),
             api_keys=keys,
             settings=settings or GatewaySettings(),
+            combos=MappingProxyType({c.name: c for c in combos}),
+            aliases=tuple(sorted(aliases, key=lambda a: a.pattern)),
+            fallbacks=tuple(sorted(fallbacks, key=lambda f: f.pattern)),
             keys_by_hash=MappingProxyType({k.key_hash: k for k in keys}),
             nodes_by_prefix=MappingProxyType({n.prefix.lower(): n for n in node_t}),
             connections_by_provider=MappingProxyType(ordered),

@@ -1,0 +1,148 @@
+"""Routing state as the core sees it: breakers, cooldowns, limits, and the policies that drive them.
+
+The state lives in the State table (see `shared.ports.RoutingStore`) so that it holds across Lambda
+instances; each instance keeps a short-lived copy (`RoutingView`) for the hot path and learns the global
+state from every write it makes (writes return the item as stored).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from types import MappingProxyType
+from typing import Any
+
+
+class BreakerPhase(StrEnum):
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerState:
+    """One provider's circuit breaker. `failures`: consecutive failures while closed. `open_until`: when an
+    open breaker may be probed (epoch seconds). `probe_owner`/`probe_until`: the one request probing a
+    half-open breaker, and when its claim lapses (a prober that died must not block the provider)."""
+
+    provider: str
+    phase: BreakerPhase = BreakerPhase.CLOSED
+    failures: int = 0
+    version: int = 0
+    opened_at: float = 0.0
+    open_until: float = 0.0
+    probe_owner: str | None = None
+    probe_until: float = 0.0
+
+    def admits(self, now: float) -> bool:
+        """Whether ordinary traffic may go to the provider (a probe is decided separately)."""
+        return self.phase is BreakerPhase.CLOSED
+
+    def probe_due(self, now: float) -> bool:
+        """Whether a request could claim the probe now (open and cooled off, or a lapsed probe)."""
+        if self.phase is BreakerPhase.OPEN:
+            return self.open_until <= now
+        if self.phase is BreakerPhase.HALF_OPEN:
+            return self.probe_until < now
+        return False
+
+
+CLOSED = BreakerPhase.CLOSED
+
+
+@dataclass(frozen=True, slots=True)
+class Cooldown:
+    """An account (model None) or one model of an account, out of rotation until `until` (epoch seconds).
+    `level` is the exponential backoff step reached; it drops back to 0 after a success."""
+
+    connection_id: str
+    model: str | None
+    until: float
+    level: int
+    reason: str = ""
+
+    def active(self, now: float) -> bool:
+        return self.until > now
+
+
+def _empty() -> Mapping[Any, Any]:
+    return MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingView:
+    """Everything routing reads, loaded with one query: breakers by provider, cooldowns by (connection,
+    model-or-None), use counters by name → member → count (least-used), as of `loaded_at`."""
+
+    breakers: Mapping[str, BreakerState] = field(default_factory=_empty)
+    cooldowns: Mapping[tuple[str, str | None], Cooldown] = field(default_factory=_empty)
+    uses: Mapping[str, Mapping[str, int]] = field(default_factory=_empty)
+    loaded_at: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """The answer of a rate limiter: admitted (holding `slot_id` when concurrency is limited), or refused
+    until `retry_after` seconds from now, with which limit refused (`rpm`, `gap`, `concurrency`)."""
+
+    admitted: bool
+    retry_after: float = 0.0
+    limit: str | None = None
+    slot_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimit:
+    """Per-account limits, all enforced globally; None means not limited."""
+
+    rpm: int | None = None
+    min_gap_ms: int | None = None
+    max_concurrent: int | None = None
+
+    @property
+    def configured(self) -> bool:
+        return self.rpm is not None or self.min_gap_ms is not None or self.max_concurrent is not None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredReply:
+    """A complete answer kept for replay (idempotency) or reuse (response cache)."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+    media_type: str = "application/json"
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """An idempotency claim: `owned` when this request is the first within the window; otherwise
+    `reply` holds the first request's answer once it finished (None while it is still running)."""
+
+    owned: bool
+    reply: StoredReply | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """How hard to back off, per credential profile. Cooldown = `cooldown_base` × 2^level, at most
+    `max_steps` doublings; the breaker opens after `breaker_threshold` consecutive failures and is probed
+    again after `breaker_reset` seconds."""
+
+    cooldown_base: float
+    max_steps: int
+    breaker_threshold: int
+    breaker_reset: float
+
+    def cooldown(self, level: int) -> float:
+        return float(self.cooldown_base * (2 ** min(max(level, 0), self.max_steps)))
+
+
+# Subscriptions (OAuth) recover slower and their limits are windows, so they back off longer and trip later.
+DEFAULT_POLICIES: Mapping[str, Policy] = MappingProxyType(
+    {
+        "apikey": Policy(cooldown_base=3.0, max_steps=5, breaker_threshold=5, breaker_reset=30.0),
+        "oauth": Policy(cooldown_base=5.0, max_steps=8, breaker_threshold=8, breaker_reset=60.0),
+    }
+)
