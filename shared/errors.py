@@ -125,9 +125,28 @@ class UpstreamRejected(GatewayError):
 
 
 class UpstreamFailed(GatewayError):
+    """`upstream_status`, `body` and `headers` are set when the upstream answered (a 5xx); they tell the
+    router what kind of failure it was (overloaded or broken, and when to come back)."""
+
     status = 502
     type = "upstream_error"
     default_code = "upstream_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        provider: str | None = None,
+        retry_after: float | None = None,
+        upstream_status: int | None = None,
+        body: bytes = b"",
+        headers: tuple[tuple[str, str], ...] = (),
+    ) -> None:
+        super().__init__(message, code=code, provider=provider, retry_after=retry_after)
+        self.upstream_status = upstream_status
+        self.body = body
+        self.headers = headers
 
 
 class GatewayBusy(GatewayError):

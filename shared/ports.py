@@ -63,7 +63,14 @@ class UpstreamClient(Protocol):
     """Sends one HTTP request upstream and returns as soon as the status line and headers arrived."""
 
     async def send(
-        self, method: str, url: str, headers: Mapping[str, str], body: bytes, *, stream: bool
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes,
+        *,
+        stream: bool,
+        read_timeout: float | None = None,
     ) -> UpstreamResponse: ...
 
     async def aclose(self) -> None: ...

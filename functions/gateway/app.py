@@ -16,7 +16,9 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import Response
 
 from shared.domain.config import ApiKey, ConfigSnapshot
-from shared.domain.resolve import list_models, resolve_model
+from shared.domain.plan import Leaf, leaves, plan_for
+from shared.domain.resolve import list_models
+from shared.domain.routing import StoredReply
 from shared.errors import NotFound
 from shared.formats.anthropic_messages import validate_request as validate_anthropic_request
 from shared.formats.errors import ErrorFormat
@@ -24,8 +26,9 @@ from shared.formats.openai_chat import parse_json_object, validate_chat_request,
 from shared.formats.openai_responses import validate_request as validate_responses_request
 from shared.providers.spec import WireFormat
 from shared.services.auth import authenticate, guard_browser_origin, presented_key, require_api_key
-from shared.services.chat import JsonReply
+from shared.services.chat import JsonReply, header_safe
 from shared.services.container import Services
+from shared.services.stream_guard import guard
 from shared.web.disconnect import ClientGone, unless_disconnected
 from shared.web.errors import add_error_handlers
 from shared.web.request_id import FinishHook, RequestIdMiddleware, Timing
@@ -85,21 +88,21 @@ ApiKeyDep = Annotated[ApiKey | None, Depends(_authenticate)]
 async def chat_completions(request: Request, snapshot: SnapshotDep, key: ApiKeyDep) -> Response:
     body = parse_json_object(await request.body())
     validate_chat_request(body)
-    return await _complete(request, snapshot, body, WireFormat.OPENAI)
+    return await _complete(request, snapshot, key, body, WireFormat.OPENAI)
 
 
 async def responses(request: Request, snapshot: SnapshotDep, key: ApiKeyDep) -> Response:
     """OpenAI Responses (Codex CLI, the OpenAI SDKs' `responses`), to any upstream."""
     body = parse_json_object(await request.body())
     validate_responses_request(body)
-    return await _complete(request, snapshot, body, WireFormat.RESPONSES)
+    return await _complete(request, snapshot, key, body, WireFormat.RESPONSES)
 
 
 async def messages(request: Request, snapshot: SnapshotDep, key: ApiKeyDep) -> Response:
     """Anthropic Messages (Claude Code and the Anthropic SDKs), to any upstream."""
     body = parse_json_object(await request.body())
     validate_anthropic_request(body)
-    return await _complete(request, snapshot, body, WireFormat.ANTHROPIC)
+    return await _complete(request, snapshot, key, body, WireFormat.ANTHROPIC)
 
 
 async def gemini_generate(target: str, request: Request, snapshot: SnapshotDep, key: ApiKeyDep) -> Response:
@@ -111,13 +114,14 @@ async def gemini_generate(target: str, request: Request, snapshot: SnapshotDep, 
             f"Unknown Gemini method `{target}`: use models/<model>:generateContent or :streamGenerateContent."
         )
     body = parse_json_object(await request.body())
-    return await _complete(request, snapshot, body, WireFormat.GEMINI, model=model, stream=_GEMINI_ACTIONS[action])
+    return await _complete(request, snapshot, key, body, WireFormat.GEMINI, model=model, stream=_GEMINI_ACTIONS[action])
 
 
 async def count_tokens(request: Request, snapshot: SnapshotDep, key: ApiKeyDep) -> Response:
     body = parse_json_object(await request.body())
     validate_anthropic_request(body)
-    route = resolve_model(body["model"], snapshot)
+    # A combo or alias counts with its first target: the one a request would try first.
+    route = leaves(plan_for(body["model"], snapshot).root)[0].route
     reply = await _services(request).chat.count_tokens(body, route, client_headers=request.headers)
     return Response(reply.body, status_code=reply.status, media_type="application/json", headers=reply.headers)
 
@@ -125,6 +129,7 @@ async def count_tokens(request: Request, snapshot: SnapshotDep, key: ApiKeyDep) 
 async def _complete(
     request: Request,
     snapshot: ConfigSnapshot,
+    key: ApiKey | None,
     body: dict[str, Any],
     client: WireFormat,
     *,
@@ -133,33 +138,84 @@ async def _complete(
 ) -> Response:
     if stream is None:
         stream = wants_stream(body, request.headers.get("accept"))
+    services = _services(request)
+    settings = snapshot.settings
     timing = _timing(request)
     started = time.perf_counter()
-    route = resolve_model(model or body["model"], snapshot)
+    requested = model or body["model"]
+    plan = plan_for(requested, snapshot)
     timing.since("route", started)
-    request.state.provider = route.provider_id
+    request.state.provider = plan.root.route.provider_id if isinstance(plan.root, Leaf) else "combo"
+    replay = services.replay
+    scope = replay.idempotency_scope(request.headers, key.id if key else None, await request.body())
+    if scope is not None:
+        stored = await replay.begin(scope)
+        if stored is not None:
+            return _stored_response(stored, {"x-omniroute-idempotent": "true"})
+    cache_key = replay.cache_key(client, requested, body, settings, request.headers, stream=stream)
+    if cache_key is not None:
+        cached = await replay.lookup(cache_key)
+        if cached is not None:
+            if scope is not None:
+                replay.finish(scope, cached)
+            return _stored_response(cached, {"x-omniroute-cache": "HIT"})
     started = time.perf_counter()
     try:
-        call = _services(request).chat.complete(
+        call = services.router.complete(
+            plan,
             body,
-            route,
             stream=stream,
             client=client,
+            settings=settings,
             client_headers=request.headers,
             client_model=model,
-            settings=snapshot.settings,
         )
         reply = await unless_disconnected(request.receive, call)
     except ClientGone:
+        if scope is not None:
+            replay.finish(scope, None)
         return Response(status_code=499)  # nginx's "client closed request"; nobody is there to read it
+    except BaseException:
+        if scope is not None:
+            replay.finish(scope, None)
+        raise
     finally:
-        # to the upstream's headers on a stream, its whole answer otherwise; also when it failed (a 502/504
-        # then shows how long the upstream took to fail)
+        # to the upstream's first chunk on a stream, its whole answer otherwise, fallbacks included; also
+        # when it failed (a 502/504 then shows how long the upstream took to fail)
         timing.since("upstream", started)
     request.state.outcome = reply.outcome
+    request.state.provider = reply.outcome.provider
+    if plan.combo is not None:
+        reply.headers["x-omniroute-combo"] = header_safe(plan.combo)
     if isinstance(reply, JsonReply):
+        if cache_key is not None:
+            reply.headers["x-omniroute-cache"] = "MISS"
+            replay.store(cache_key, StoredReply(reply.status, reply.headers, reply.body), settings.cache_ttl)
+        if scope is not None:
+            replay.finish(scope, StoredReply(reply.status, reply.headers, reply.body))
         return Response(reply.body, status_code=reply.status, media_type="application/json", headers=reply.headers)
-    return RelayResponse(reply.chunks, on_close=reply.aclose, headers={**_SSE_HEADERS, **reply.headers})
+    progress = request.headers.get("x-omniroute-progress", "").strip().lower() == "true"
+    chunks, stop = guard(reply.chunks, keepalive=settings.keepalive_interval, progress=progress)
+    if scope is not None:
+        outcome = reply.outcome
+        chunks = replay.recording(scope, chunks, reply.headers, lambda: outcome.error is not None)
+    upstream_close = reply.aclose
+
+    async def close() -> None:
+        try:
+            await stop()
+        finally:
+            await upstream_close()
+
+    return RelayResponse(chunks, on_close=close, headers={**_SSE_HEADERS, **reply.headers})
+
+
+def _stored_response(stored: StoredReply, extra: dict[str, str]) -> Response:
+    headers = {k: v for k, v in stored.headers.items() if k.lower().startswith("x-omniroute-")}
+    headers.update(extra)
+    if stored.media_type == "text/event-stream":
+        headers.update(_SSE_HEADERS)
+    return Response(stored.body, status_code=stored.status, media_type=stored.media_type, headers=headers)
 
 
 def _model_object(model_id: str, owner: str) -> dict[str, object]:
@@ -173,8 +229,14 @@ async def models(snapshot: SnapshotDep, key: ApiKeyDep) -> Response:
 
 async def retrieve_model(model: str, snapshot: SnapshotDep, key: ApiKeyDep) -> Response:
     """`GET /v1/models/{id}` (ids contain slashes: `ds/deepseek-chat`); 404 when it does not resolve."""
-    route = resolve_model(model, snapshot)
-    return Response(orjson.dumps(_model_object(route.public_model, route.provider_id)), media_type="application/json")
+    plan = plan_for(model, snapshot)
+    if plan.combo is not None:
+        return Response(orjson.dumps(_model_object(plan.combo, "combo")), media_type="application/json")
+    root = plan.root
+    assert isinstance(root, Leaf)
+    return Response(
+        orjson.dumps(_model_object(root.route.public_model, root.route.provider_id)), media_type="application/json"
+    )
 
 
 async def healthz() -> Response:

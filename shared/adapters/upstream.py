@@ -25,7 +25,9 @@ def _translate(exc: httpx.HTTPError, url: str) -> Exception:
     if isinstance(exc, httpx.TimeoutException):
         return UpstreamTimeout(f"The upstream {host} did not answer in time ({type(exc).__name__}).")
     if isinstance(exc, httpx.ConnectError):
-        return UpstreamFailed(f"Could not connect to the upstream {host}: {exc or type(exc).__name__}.")
+        return UpstreamFailed(
+            f"Could not connect to the upstream {host}: {exc or type(exc).__name__}.", code="upstream_unreachable"
+        )
     if isinstance(exc, httpx.LocalProtocolError):
         # Its text quotes the offending request line or header, which may be a credential: never relay it.
         return UpstreamFailed(f"The request to the upstream {host} could not be sent (invalid header or URL).")
@@ -156,10 +158,30 @@ class HttpxUpstream:
         self._closing: set[asyncio.Future[None]] = set()
 
     async def send(
-        self, method: str, url: str, headers: Mapping[str, str], body: bytes, *, stream: bool
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes,
+        *,
+        stream: bool,
+        read_timeout: float | None = None,
     ) -> HttpxResponse:
+        """`read_timeout` replaces the client's for this request: the longest silence between two reads."""
         try:
-            request = self._client.build_request(method, url, headers=headers, content=body)
+            if read_timeout is None:
+                request = self._client.build_request(method, url, headers=headers, content=body)
+            else:
+                timeout = self._client.timeout
+                request = self._client.build_request(
+                    method,
+                    url,
+                    headers=headers,
+                    content=body,
+                    timeout=httpx.Timeout(
+                        connect=timeout.connect, read=read_timeout, write=timeout.write, pool=timeout.pool
+                    ),
+                )
         except (httpx.InvalidURL, httpx.UnsupportedProtocol, ValueError) as exc:
             raise UpstreamFailed(f"The configured upstream URL cannot be used: {exc}.") from exc
         try:

@@ -8,7 +8,7 @@ state from every write it makes (writes return the item as stored).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
@@ -46,6 +46,43 @@ class BreakerState:
         if self.phase is BreakerPhase.HALF_OPEN:
             return self.probe_until < now
         return False
+
+    # The transitions, as the store makes them atomically (and an instance makes them alone when the
+    # store cannot be reached).
+
+    def after_failure(self, now: float, threshold: int, reset: float) -> BreakerState:
+        """One more failure: a closed breaker opens when the count reaches `threshold`; an open or
+        half-open one does not count (its probe decides)."""
+        if self.phase is not BreakerPhase.CLOSED:
+            return self
+        if self.failures + 1 >= threshold:
+            return replace(
+                self, phase=BreakerPhase.OPEN, failures=0, opened_at=now, open_until=now + reset,
+                version=self.version + 1,
+            )  # fmt: skip
+        return replace(self, failures=self.failures + 1)
+
+    def with_probe(self, owner: str, now: float, seconds: float) -> BreakerState | None:
+        """Half-open with `owner` probing, or None when no probe is due."""
+        if not self.probe_due(now):
+            return None
+        return replace(
+            self, phase=BreakerPhase.HALF_OPEN, probe_owner=owner, probe_until=now + seconds, version=self.version + 1
+        )
+
+    def after_probe(self, owner: str, ok: bool, now: float, reset: float) -> BreakerState:
+        """The probe's result (only its owner's counts): closed again, or open for another `reset`."""
+        if self.phase is not BreakerPhase.HALF_OPEN or self.probe_owner != owner:
+            return self
+        if ok:
+            return replace(
+                self, phase=BreakerPhase.CLOSED, failures=0, probe_owner=None, probe_until=0.0,
+                version=self.version + 1,
+            )  # fmt: skip
+        return replace(
+            self, phase=BreakerPhase.OPEN, opened_at=now, open_until=now + reset, probe_owner=None, probe_until=0.0,
+            version=self.version + 1,
+        )  # fmt: skip
 
 
 CLOSED = BreakerPhase.CLOSED

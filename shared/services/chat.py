@@ -58,6 +58,7 @@ def endpoint(fmt: WireFormat, model: str, *, stream: bool) -> str:
 log = logging.getLogger("omniroute.chat")
 
 _RELAYED_ERROR_HEADERS = ("retry-after", "retry-after-ms")
+_RELAYED_PREFIXES = ("x-ratelimit-", "anthropic-ratelimit-")
 _DONE_FRAME = b"data: [DONE]\n\n"
 USER_AGENT = "omniroute-edge/0.1"
 
@@ -119,10 +120,12 @@ async def _raise_for_status(resp: UpstreamResponse, route: Route) -> None:
     finally:
         await resp.aclose()
     message = upstream_error_message(route.provider_id, resp.status, body)
-    if resp.status >= 500:
-        raise UpstreamFailed(message, provider=route.provider_id)
     relayed = tuple((h, resp.headers[h]) for h in _RELAYED_ERROR_HEADERS if h in resp.headers)
-    relayed += tuple((h, v) for h, v in resp.headers.items() if h.lower().startswith("x-ratelimit-"))
+    relayed += tuple((h, v) for h, v in resp.headers.items() if h.lower().startswith(_RELAYED_PREFIXES))
+    if resp.status >= 500:
+        raise UpstreamFailed(
+            message, provider=route.provider_id, upstream_status=resp.status, body=body, headers=relayed
+        )
     raise UpstreamRejected(message, upstream_status=resp.status, body=body, headers=relayed, provider=route.provider_id)
 
 
@@ -147,6 +150,7 @@ class ChatService:
         client_headers: Mapping[str, str] | None = None,
         client_model: str | None = None,
         settings: GatewaySettings | None = None,
+        idle_timeout: float | None = None,
     ) -> JsonReply | StreamReply:
         """Send `body` (in the `client` format) to the route's upstream and answer in the client's format.
 
@@ -206,7 +210,13 @@ class ChatService:
         # A translated request's output limit is the client format's (Anthropic requires one; Claude Code
         # asks for 32000): an upstream model that allows fewer refuses it, so it is tried once without.
         resp = await self._send(
-            url, headers, payload, stream=stream, route=route, may_drop_limit=client is not upstream
+            url,
+            headers,
+            payload,
+            stream=stream,
+            route=route,
+            may_drop_limit=client is not upstream,
+            read_timeout=idle_timeout if stream else None,
         )
         try:
             reply_headers = {
@@ -254,11 +264,14 @@ class ChatService:
         stream: bool,
         route: Route,
         may_drop_limit: bool,
+        read_timeout: float | None = None,
     ) -> UpstreamResponse:
         """Send, and raise the upstream's refusal as ours (the response is closed then)."""
         for attempt in range(2):
             try:
-                resp = await self._upstream.send("POST", url, headers, orjson.dumps(payload), stream=stream)
+                resp = await self._upstream.send(
+                    "POST", url, headers, orjson.dumps(payload), stream=stream, read_timeout=read_timeout
+                )
             except GatewayError as err:
                 err.provider = err.provider or route.provider_id
                 raise

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from shared.adapters.upstream import HttpxUpstream
-from shared.ports import Cipher, ConfigStore, ConversationStore, UpstreamClient
+from shared.ports import Cipher, ConfigStore, ConversationStore, RoutingStore, UpstreamClient
 from shared.services.admin import ConfigService
 from shared.services.chat import ChatService
 from shared.services.reasoning_memory import ReasoningMemory
+from shared.services.replay import ReplayService
 from shared.services.responses_state import ResponsesState
+from shared.services.router import Router
+from shared.services.routing_state import RoutingState
 from shared.services.snapshot import ConfigCache
 from shared.settings import Settings
 
@@ -22,9 +26,14 @@ class Services:
     admin: ConfigService
     chat: ChatService
     upstream: UpstreamClient
+    routing: RoutingState
+    router: Router
+    replay: ReplayService
     admin_token: str | None = None
 
     async def aclose(self) -> None:
+        await self.routing.flush_latency()
+        await self.routing.drain()
         await self.upstream.aclose()
 
 
@@ -38,6 +47,8 @@ def assemble(
     admin_token: str | None = None,
     conversations: ConversationStore | None = None,
     reasoning: ConversationStore | None = None,
+    routing_store: RoutingStore | None = None,
+    instance_id: str = "",
 ) -> Services:
     """The services every entry point shares, wired the same way locally and in the cloud: one upstream
     client (public addresses only unless private upstreams are allowed), and an admin service that refuses
@@ -49,15 +60,20 @@ def assemble(
         max_connections=settings.upstream_max_connections,
         public_only=public_only,
     )
+    chat = ChatService(
+        upstream,
+        memory=ReasoningMemory(store=reasoning),
+        responses_state=ResponsesState(conversations) if conversations else None,
+    )
+    routing = RoutingState(routing_store, instance_id=instance_id or secrets.token_hex(4))
     return Services(
         settings=settings,
         config=cache,
         admin=ConfigService(store, cipher, on_change=on_change, public_urls_only=public_only),
-        chat=ChatService(
-            upstream,
-            memory=ReasoningMemory(store=reasoning),
-            responses_state=ResponsesState(conversations) if conversations else None,
-        ),
+        chat=chat,
         upstream=upstream,
+        routing=routing,
+        router=Router(chat, routing),
+        replay=ReplayService(routing),
         admin_token=admin_token,
     )

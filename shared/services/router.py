@@ -1,0 +1,568 @@
+"""The fallback loop: walk a plan's targets and accounts until one answers, so coding never stops.
+
+For each target, in the order its combo's strategy gives: skip it while its provider's breaker is open
+(or claim the single half-open probe when it is due) → order the provider's accounts by the account
+strategy, skipping those cooling down (whole account, or just this model) → take a rate-limit slot if the
+account has limits → call the upstream through `ChatService`. A failure is classified
+(`shared.domain.failures`) into: try the next account, the next target, or fail now; it may cool the
+account or model down and count against the breaker. Only failures before the first byte reached the
+client move on: a stream is committed once its first chunk is ready, and a failure after that ends the
+stream with an error event in the client's format (ChatService's relays do that).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import random
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from shared.context import current_request_id
+from shared.domain.combos import ComboConfig
+from shared.domain.config import Connection, GatewaySettings
+from shared.domain.failures import FailureKind, Next, Scope, Verdict, classify
+from shared.domain.plan import ComboNode, Leaf, Node, Plan
+from shared.domain.resolve import Route
+from shared.domain.routing import DEFAULT_POLICIES, BreakerPhase, Policy, RateLimit
+from shared.domain.strategies import order_accounts, order_targets
+from shared.errors import (
+    GatewayBusy,
+    GatewayError,
+    RateLimited,
+    UpstreamFailed,
+    UpstreamRejected,
+    UpstreamTimeout,
+)
+from shared.providers.catalog import get_provider
+from shared.providers.spec import AuthKind, WireFormat
+from shared.services.chat import ChatService, JsonReply, StreamReply
+from shared.services.routing_state import RoutingState
+
+log = logging.getLogger("omniroute.router")
+
+SESSION_HEADERS = ("x-session-id", "x-omniroute-session", "session_id")
+CURSOR_BLOCK = 8  # round-robin positions leased per store write
+SLOT_SECONDS = 960.0  # a concurrency slot outlives the longest request (Lambda's 900 s)
+PROBE_SECONDS = 30.0
+
+PriceLookup = Callable[[str, str], float | None]
+
+
+def _no_price(provider: str, model: str) -> float | None:
+    return None
+
+
+@dataclass(slots=True)
+class _Tried:
+    """What happened to one candidate, for the final error when nothing answered."""
+
+    label: str
+    reason: str
+    status: int | None = None
+    retry_after: float | None = None
+    error: GatewayError | None = None
+
+
+@dataclass(slots=True)
+class _Run:
+    """One request's walk: attempts made, candidates tried, the (provider, model, account) already used."""
+
+    body: dict[str, Any]
+    stream: bool
+    client: WireFormat
+    headers: Mapping[str, str] | None
+    client_model: str | None
+    settings: GatewaySettings
+    session: str | None
+    owner: str
+    attempts: int = 0
+    tried: list[_Tried] = field(default_factory=list)
+    seen: set[tuple[str, str, str]] = field(default_factory=set)
+
+
+@dataclass(slots=True)
+class _Stats:
+    """This instance's recent view of one provider or account, for power-of-two-choices."""
+
+    ok: float = 0.0
+    failed: float = 0.0
+    latency_ms: float = 0.0
+
+    def score(self) -> float:
+        total = self.ok + self.failed
+        success = self.ok / total if total else 0.5
+        speed = 1.0 / max(1.0, self.latency_ms / 100.0) if self.latency_ms else 0.5
+        return success + 0.25 * speed
+
+    def observe(self, ok: bool, latency_ms: float | None = None) -> None:
+        self.ok, self.failed = self.ok * 0.95, self.failed * 0.95  # recent results weigh most
+        if ok:
+            self.ok += 1
+        else:
+            self.failed += 1
+        if latency_ms is not None:
+            self.latency_ms = latency_ms if not self.latency_ms else 0.8 * self.latency_ms + 0.2 * latency_ms
+
+
+class Router:
+    def __init__(
+        self,
+        chat: ChatService,
+        state: RoutingState,
+        *,
+        rng: random.Random | None = None,
+        price: PriceLookup = _no_price,
+    ) -> None:
+        self._chat = chat
+        self._state = state
+        self._rng = rng or random.Random()  # noqa: S311 - load spreading, not security
+        self._price = price
+        self._stats: dict[str, _Stats] = {}
+
+    async def complete(
+        self,
+        plan: Plan,
+        body: dict[str, Any],
+        *,
+        stream: bool,
+        client: WireFormat,
+        settings: GatewaySettings,
+        client_headers: Mapping[str, str] | None = None,
+        client_model: str | None = None,
+    ) -> JsonReply | StreamReply:
+        session = None
+        if client_headers is not None:
+            session = next((client_headers[h] for h in SESSION_HEADERS if client_headers.get(h)), None)
+        run = _Run(
+            body=body,
+            stream=stream,
+            client=client,
+            headers=client_headers,
+            client_model=client_model,
+            settings=settings,
+            session=session,
+            owner=f"{self._state.instance_id}:{current_request_id.get() or id(body)}",
+        )
+        self._state.view()  # starts a background refresh when the copy is old
+        for node in (plan.root, *plan.fallbacks):
+            reply = await self._node(node, run, None)
+            if reply is not None:
+                return reply
+            if run.attempts >= settings.max_attempts:
+                break
+        raise _final_error(plan, run)
+
+    # ----- targets -------------------------------------------------------------------------------------
+
+    async def _node(self, node: Node, run: _Run, config: ComboConfig | None) -> JsonReply | StreamReply | None:
+        if isinstance(node, Leaf):
+            return await self._leaf(node, run, config, None)
+        combo = node.combo
+        for index in await self._target_order(node):
+            child = node.children[index]
+            target = node.targets[index]
+            if combo.strategy == "least-used":
+                self._state.count_use(f"combo:{combo.name}", target.model)
+            if isinstance(child, ComboNode):
+                reply = await self._node(child, run, None)
+            else:
+                reply = await self._leaf(child, run, combo.config, (combo.name, index))
+            if reply is not None:
+                return reply
+            if run.attempts >= run.settings.max_attempts:
+                return None
+        return None
+
+    async def _target_order(self, node: ComboNode) -> list[int]:
+        combo = node.combo
+        n = len(node.children)
+        strategy = combo.strategy
+        cursor = await self._state.cursor(f"combo:{combo.name}", CURSOR_BLOCK) if strategy == "round-robin" else 0
+        uses = self._state.uses(f"combo:{combo.name}") if strategy == "least-used" else {}
+        return order_targets(
+            strategy,
+            n,
+            rng=self._rng,
+            cursor=cursor,
+            weights=[t.weight for t in node.targets],
+            uses=[uses.get(t.model, 0) for t in node.targets],
+            costs=[self._cost(c) for c in node.children] if strategy == "cost-optimized" else (),
+            scores=[self._score(c) for c in node.children] if strategy == "p2c" else (),
+        )
+
+    def _cost(self, node: Node) -> float | None:
+        if isinstance(node, ComboNode):
+            known = [c for c in (self._cost(child) for child in node.children) if c is not None]
+            return min(known) if known else None
+        return self._price(node.route.provider_id, node.route.upstream_model)
+
+    def _score(self, node: Node) -> float:
+        if isinstance(node, ComboNode):
+            return max(self._score(child) for child in node.children)
+        provider = node.route.provider_id
+        breaker = self._state.view().breakers.get(provider)
+        if breaker is not None and breaker.phase is BreakerPhase.OPEN:
+            return -1.0
+        score = self._stats.setdefault(provider, _Stats()).score()
+        return score - 0.25 if breaker is not None and breaker.phase is BreakerPhase.HALF_OPEN else score
+
+    # ----- one target ------------------------------------------------------------------------------------
+
+    async def _leaf(
+        self, leaf: Leaf, run: _Run, config: ComboConfig | None, slot: tuple[str, int] | None
+    ) -> JsonReply | StreamReply | None:
+        route = leaf.route
+        provider = route.provider_id
+        policy = _policy(route, run.settings)
+        now = self._state.now()
+        probing = False
+        breaker = self._state.view().breakers.get(provider)
+        if breaker is not None and not breaker.admits(now):
+            if breaker.probe_due(now) and await self._state.try_probe(provider, run.owner, PROBE_SECONDS):
+                probing = True
+            else:
+                wait = max(breaker.open_until - now, 1.0)
+                run.tried.append(_Tried(route.public_model, f"circuit open for {wait:.0f} s", 503, wait))
+                return None
+        target_slot: tuple[str, str] | None = None
+        if config is not None and config.concurrency_per_target and slot is not None:
+            key = f"target:{slot[0]}#{slot[1]}"
+            admission = await self._state.acquire(
+                key, RateLimit(max_concurrent=config.concurrency_per_target), run.owner, SLOT_SECONDS
+            )
+            if not admission.admitted:
+                run.tried.append(
+                    _Tried(route.public_model, "target at its concurrency limit", 429, admission.retry_after)
+                )
+                await self._unprobe(provider, run, probing, policy)
+                return None
+            target_slot = (key, run.owner)
+        try:
+            reply = await self._accounts(leaf, run, config or ComboConfig(), policy, probing)
+        except BaseException:
+            if target_slot is not None:
+                self._state.release(*target_slot)
+            raise
+        if target_slot is not None:
+            if reply is None:
+                self._state.release(*target_slot)
+            else:
+                reply = _on_close(reply, lambda: self._state.release(*target_slot))
+        if reply is None and probing:
+            await self._unprobe(provider, run, probing, policy)
+        return reply
+
+    async def _unprobe(self, provider: str, run: _Run, probing: bool, policy: Policy) -> None:
+        """A claimed probe that made no call: give the claim back as a failure, so the breaker stays open
+        and is probed again after its reset time (not left half-open until the claim lapses)."""
+        if probing:
+            await self._state.finish_probe(provider, run.owner, False, policy)
+
+    async def _accounts(
+        self, leaf: Leaf, run: _Run, config: ComboConfig, policy: Policy, probing: bool
+    ) -> JsonReply | StreamReply | None:
+        route = leaf.route
+        now = self._state.now()
+        candidates: list[Connection | None] = []
+        for conn in route.connections:
+            cid = _account_id(route, conn)
+            cooling = self._state.cooldown(cid, None, now) or self._state.cooldown(cid, route.upstream_model, now)
+            if cooling is not None:
+                scope = "account" if cooling.model is None else "model on this account"
+                run.tried.append(
+                    _Tried(_label(route, conn), f"{scope} cooling down ({cooling.reason})", 429, cooling.until - now)
+                )
+                continue
+            if (route.provider_id, route.upstream_model, cid) in run.seen:
+                continue
+            candidates.append(conn)
+        for conn in await self._account_order(route, candidates, run):
+            if run.attempts >= run.settings.max_attempts:
+                return None
+            cid = _account_id(route, conn)
+            run.seen.add((route.provider_id, route.upstream_model, cid))
+            slot_key: str | None = None
+            if conn is not None and conn.rate_limit.configured:
+                slot_key = f"acct:{conn.id}"
+                admission = await self._state.acquire(slot_key, conn.rate_limit, run.owner, SLOT_SECONDS)
+                if not admission.admitted:
+                    run.tried.append(
+                        _Tried(
+                            _label(route, conn), f"account at its {admission.limit} limit", 429, admission.retry_after
+                        )
+                    )
+                    continue
+            verdict: Verdict | None = None
+            for attempt in range(1 + config.max_retries):
+                if attempt and config.retry_delay_ms:
+                    await asyncio.sleep(config.retry_delay_ms / 1000)
+                outcome = await self._attempt(leaf, conn, run, config, policy, probing)
+                if not isinstance(outcome, Verdict):
+                    if slot_key is not None:
+                        outcome = _on_close(outcome, functools.partial(self._state.release, slot_key, run.owner))
+                    return outcome
+                verdict = outcome
+                probing = False  # a probe is one call
+                breaker = self._state.view().breakers.get(route.provider_id)
+                if not verdict.retryable_same_target or (breaker is not None and not breaker.admits(self._state.now())):
+                    break
+                if run.attempts >= run.settings.max_attempts:
+                    break
+            if slot_key is not None:
+                self._state.release(slot_key, run.owner)
+            if verdict is not None and verdict.next is Next.NEXT_TARGET:
+                return None
+        return None
+
+    async def _account_order(
+        self, route: Route, candidates: list[Connection | None], run: _Run
+    ) -> list[Connection | None]:
+        if len(candidates) <= 1:
+            return candidates
+        settings = run.settings
+        strategy = settings.account_strategy
+        ids = [_account_id(route, c) for c in candidates]
+        name = f"acct:{route.provider_id}"
+        cursor = await self._state.cursor(name, settings.sticky_limit) if strategy == "round-robin" else 0
+        uses = self._state.uses(name) if strategy == "least-used" else {}
+        order = order_accounts(
+            strategy,
+            ids,
+            rng=self._rng,
+            cursor=cursor,
+            sticky=settings.sticky_limit,
+            uses=[uses.get(i, 0) for i in ids],
+            costs=[0.0 if _profile(route) == "oauth" else 1.0 for _ in ids],
+            scores=[self._stats.setdefault(f"acct:{i}", _Stats()).score() for i in ids] if strategy == "p2c" else (),
+            session=run.session,
+        )
+        if strategy == "least-used":
+            self._state.count_use(name, ids[order[0]])
+        return [candidates[i] for i in order]
+
+    # ----- one call ------------------------------------------------------------------------------------
+
+    async def _attempt(
+        self, leaf: Leaf, conn: Connection | None, run: _Run, config: ComboConfig, policy: Policy, probing: bool
+    ) -> JsonReply | StreamReply | Verdict:
+        route = replace(leaf.route, connections=(conn,))
+        provider = route.provider_id
+        cid = _account_id(route, conn)
+        run.attempts += 1
+        settings = run.settings
+        started = time.perf_counter()
+        first_byte = settings.first_byte_timeout
+        if config.first_byte_timeout_ms:
+            first_byte = config.first_byte_timeout_ms / 1000
+        reply: JsonReply | StreamReply | None = None
+        try:
+            async with asyncio.timeout(first_byte if run.stream else None):
+                reply = await self._chat.complete(
+                    run.body,
+                    route,
+                    stream=run.stream,
+                    client=run.client,
+                    client_headers=run.headers,
+                    client_model=run.client_model,
+                    settings=settings,
+                    idle_timeout=settings.idle_timeout,
+                )
+                if isinstance(reply, StreamReply):
+                    reply = await _first_chunk(reply)
+        except TimeoutError:
+            if reply is not None and isinstance(reply, StreamReply):
+                await reply.aclose()
+            err: GatewayError = UpstreamTimeout(
+                f"{route.public_model} sent nothing within {first_byte:g} s (first-byte timeout).", provider=provider
+            )
+            return await self._failed(err, FailureKind.TIMEOUT, None, "", {}, route, conn, run, policy, probing)
+        except (UpstreamRejected, UpstreamFailed, UpstreamTimeout) as exc:
+            kind, status, body, headers = _failure_of(exc)
+            return await self._failed(exc, kind, status, body, headers, route, conn, run, policy, probing)
+        except _CutBeforeFirstByte as cut:
+            err = UpstreamFailed(cut.message, provider=provider)
+            return await self._failed(err, FailureKind.CUT, None, cut.message, {}, route, conn, run, policy, probing)
+        except GatewayError:
+            if probing:  # our own refusal (a request we cannot translate) says nothing about the provider
+                await self._state.finish_probe(provider, run.owner, True, policy)
+            raise
+        latency_ms = (time.perf_counter() - started) * 1000
+        self._state.observe_latency(provider, latency_ms)
+        self._stats.setdefault(provider, _Stats()).observe(True, latency_ms)
+        self._stats.setdefault(f"acct:{cid}", _Stats()).observe(True, latency_ms)
+        if probing:
+            await self._state.finish_probe(provider, run.owner, True, policy)
+        else:
+            self._state.record_success(provider)
+        self._state.clear_cooldown(cid, None)
+        self._state.clear_cooldown(cid, route.upstream_model)
+        reply.headers["x-omniroute-attempts"] = str(run.attempts)
+        if isinstance(reply, StreamReply):
+            reply = self._watch_stream(reply, provider, policy)
+        return reply
+
+    async def _failed(
+        self,
+        err: GatewayError,
+        kind: FailureKind,
+        status: int | None,
+        body: str,
+        headers: Mapping[str, str],
+        route: Route,
+        conn: Connection | None,
+        run: _Run,
+        policy: Policy,
+        probing: bool,
+    ) -> Verdict:
+        provider = route.provider_id
+        cid = _account_id(route, conn)
+        now = self._state.now()
+        verdict = classify(kind, status, body, headers, now)
+        self._stats.setdefault(provider, _Stats()).observe(not verdict.breaker)
+        self._stats.setdefault(f"acct:{cid}", _Stats()).observe(False)
+        log.info(
+            "%s via %s failed (%s, %s): %s next; %.200s",
+            route.public_model, cid, verdict.reason, status or kind.value, verdict.next.value, err.message,
+        )  # fmt: skip
+        if probing:
+            await self._state.finish_probe(provider, run.owner, not verdict.breaker, policy)
+        elif verdict.breaker:
+            await self._state.record_failure(provider, policy)
+        retry_after: float | None = err.retry_after
+        if verdict.scope is not Scope.NONE:
+            model = route.upstream_model if verdict.scope is Scope.MODEL else None
+            cooldown = await self._state.mark_cooldown(cid, model, policy, verdict.cooldown, verdict.reason)
+            retry_after = max(cooldown.until - now, 0.0)
+        elif verdict.cooldown is not None:
+            retry_after = verdict.cooldown
+        run.tried.append(_Tried(_label(route, conn), verdict.reason, status or err.http_status, retry_after, err))
+        if verdict.next is Next.FAIL:
+            raise err
+        return verdict
+
+    def _watch_stream(self, reply: StreamReply, provider: str, policy: Policy) -> StreamReply:
+        """A stream that fails after its first byte cannot move on, but still counts against the breaker."""
+        outcome = reply.outcome
+        state = self._state
+
+        async def close() -> None:
+            await reply.aclose()
+            if outcome.error is not None and outcome.provider == provider:
+                state.spawn(state.record_failure(provider, policy))
+
+        return replace(reply, aclose=close)
+
+
+class _CutBeforeFirstByte(Exception):
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+async def _first_chunk(reply: StreamReply) -> StreamReply:
+    """Wait for the stream's first chunk. A stream whose first chunk is already its failure (the upstream
+    closed, or sent only an error) never reached the client, so the router may still move on."""
+    try:
+        first = await reply.chunks.__anext__()
+    except StopAsyncIteration:
+        await reply.aclose()
+        raise _CutBeforeFirstByte("The upstream ended the stream before sending anything.") from None
+    except BaseException:
+        await reply.aclose()
+        raise
+    if reply.outcome.error is not None:
+        message = reply.outcome.error
+        await reply.aclose()
+        raise _CutBeforeFirstByte(message)
+    return replace(reply, chunks=_prepend(first, reply.chunks))
+
+
+async def _prepend(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    yield first
+    async for chunk in rest:
+        yield chunk
+
+
+def _on_close(reply: JsonReply | StreamReply, done: Callable[[], None]) -> JsonReply | StreamReply:
+    """Run `done` when the reply is finished: at once for JSON, when the stream is released otherwise."""
+    if isinstance(reply, JsonReply):
+        done()
+        return reply
+    inner: Callable[[], Awaitable[None]] = reply.aclose
+
+    async def close() -> None:
+        try:
+            await inner()
+        finally:
+            done()
+
+    return replace(reply, aclose=close)
+
+
+def _failure_of(exc: GatewayError) -> tuple[FailureKind, int | None, str, dict[str, str]]:
+    if isinstance(exc, UpstreamRejected):
+        return FailureKind.HTTP, exc.upstream_status, _text(exc.body) or exc.message, dict(exc.headers)
+    if isinstance(exc, UpstreamTimeout):
+        return FailureKind.TIMEOUT, None, exc.message, {}
+    assert isinstance(exc, UpstreamFailed)
+    if exc.upstream_status is not None:
+        return FailureKind.HTTP, exc.upstream_status, _text(exc.body) or exc.message, dict(exc.headers)
+    if exc.code in ("upstream_unreachable", "upstream_address_refused"):
+        return FailureKind.CONNECT, None, exc.message, {}
+    return FailureKind.CUT, None, exc.message, {}
+
+
+def _text(body: bytes) -> str:
+    return body[:8192].decode("utf-8", "replace")
+
+
+def _profile(route: Route) -> str:
+    spec = get_provider(route.provider_id)
+    return "oauth" if spec is not None and spec.auth is AuthKind.OAUTH else "apikey"
+
+
+def _policy(route: Route, settings: GatewaySettings) -> Policy:
+    profile = _profile(route)
+    return settings.policies.get(profile) or DEFAULT_POLICIES[profile]
+
+
+def _account_id(route: Route, conn: Connection | None) -> str:
+    return conn.id if conn is not None else route.provider_id  # keyless providers cool down as a whole
+
+
+def _label(route: Route, conn: Connection | None) -> str:
+    return f"{route.public_model} ({conn.name})" if conn is not None else route.public_model
+
+
+def _final_error(plan: Plan, run: _Run) -> GatewayError:
+    """Nothing answered. One target that failed on its own: its error as it was. Otherwise a summary of
+    everything tried, as 429 when everything is rate limited or cooling down (with the earliest time
+    something frees up as Retry-After), 503 when breakers or limits kept every target out, else 502/504."""
+    tried = run.tried
+    if not tried:
+        return GatewayBusy(
+            f"No account can serve `{plan.requested}` right now.", code="no_account_available", retry_after=5
+        )
+    called = [t for t in tried if t.error is not None]
+    if len(tried) == 1 and called:
+        assert called[0].error is not None
+        return called[0].error
+    waits = [t.retry_after for t in tried if t.retry_after is not None and t.retry_after > 0]
+    retry_after = max(1.0, min(waits)) if waits else None
+    summary = "; ".join(f"{t.label}: {t.reason}" for t in tried[:12])
+    if len(tried) > 12:
+        summary += f"; and {len(tried) - 12} more"
+    what = f"combo `{plan.combo}`" if plan.combo else f"`{plan.requested}`"
+    message = f"Every target of {what} failed or is unavailable ({summary})."
+    if all(t.status == 429 for t in tried):
+        return RateLimited(message, code="all_accounts_rate_limited", retry_after=retry_after)
+    if all(t.error is None for t in tried):
+        return GatewayBusy(message, code="provider_circuit_open", retry_after=retry_after)
+    last = called[-1].error
+    if isinstance(last, UpstreamTimeout) and all(isinstance(t.error, UpstreamTimeout) for t in called):
+        return UpstreamTimeout(message, retry_after=retry_after)
+    return UpstreamFailed(message, code="all_targets_failed", retry_after=retry_after)

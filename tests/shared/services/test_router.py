@@ -1,0 +1,416 @@
+"""The fallback loop over real loopback HTTP: three fake OpenAI upstreams behind three custom nodes.
+
+Faults are scripted on the fakes (canned 429/500/400 with headers, delays, empty or cut streams); the
+router runs with a routing state that has no store (this instance's copy only) and a clock the tests
+move, so cooldown and breaker timing is exact. Global (store-backed) behaviour has its own tests.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+
+from shared.adapters.upstream import HttpxUpstream
+from shared.domain.combos import Combo, ComboConfig, ComboTarget
+from shared.domain.config import ConfigSnapshot, Connection, GatewaySettings, ProviderNode
+from shared.domain.plan import plan_for
+from shared.domain.routing import BreakerPhase
+from shared.errors import GatewayBusy, InvalidRequest, RateLimited, UpstreamFailed, UpstreamRejected
+from shared.providers.spec import WireFormat
+from shared.services.chat import ChatService, JsonReply, StreamReply
+from shared.services.router import Router
+from shared.services.routing_state import RoutingState
+from tests.fakes.openai_upstream import create_app
+from tests.fakes.server import ServerThread, free_port
+
+pytestmark = pytest.mark.anyio
+
+Fakes = dict[str, ServerThread]
+States = dict[str, Any]
+
+BODY: dict[str, Any] = {"model": "x", "messages": [{"role": "user", "content": "hi"}]}
+
+
+@pytest.fixture(scope="module")
+def fakes() -> Iterator[dict[str, ServerThread]]:
+    servers = {name: ServerThread(create_app()) for name in "abc"}
+    for server in servers.values():
+        server.start()
+    yield servers
+    for server in servers.values():
+        server.stop()
+
+
+@pytest.fixture
+def state_of(fakes: dict[str, ServerThread]) -> dict[str, Any]:
+    states = {name: server.app.state.fake for name, server in fakes.items()}  # type: ignore[attr-defined]
+    for state in states.values():
+        state.clear_requests()
+        state.clear_script()
+    return states
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+async def upstream() -> AsyncIterator[HttpxUpstream]:
+    client = HttpxUpstream(connect_timeout=2.0, read_timeout=2.0)
+    yield client
+    await client.aclose()
+
+
+def snapshot(fakes: dict[str, ServerThread], *, accounts: int = 1, **kwargs: Any) -> ConfigSnapshot:
+    nodes = [ProviderNode(f"node_{n}", n.upper(), n, fakes[n].base_url + "/v1", "openai") for n in "abc"]
+    nodes.append(ProviderNode("node_dead", "Dead", "dead", f"http://127.0.0.1:{free_port()}/v1", "openai"))
+    conns = [
+        Connection(id=f"{n}{i}", provider=f"node_{n}", name=f"{n}{i}", api_key=f"key-{n}{i}", base_url=None,
+                   priority=i, enabled=True)
+        for n in ("a", "b", "c", "dead") for i in range(1, accounts + 1)
+    ]  # fmt: skip
+    return ConfigSnapshot.build(connections=conns, nodes=nodes, **kwargs)
+
+
+def combo(*models: str, strategy: str = "priority", **config: Any) -> Combo:
+    return Combo("team", tuple(ComboTarget(m) for m in models), strategy, ComboConfig(**config))
+
+
+def make_router(upstream: HttpxUpstream, clock: Clock, seed: int = 0) -> tuple[Router, RoutingState]:
+    state = RoutingState(None, clock=clock, instance_id="test")
+    return Router(ChatService(upstream), state, rng=random.Random(seed)), state
+
+
+async def ask(
+    router: Router, snap: ConfigSnapshot, model: str = "team", *, stream: bool = False, **settings: Any
+) -> JsonReply | StreamReply:
+    return await router.complete(
+        plan_for(model, snap),
+        dict(BODY, model=model, stream=stream),
+        stream=stream,
+        client=WireFormat.OPENAI,
+        settings=GatewaySettings(**settings),
+    )
+
+
+def keys_seen(state: Any) -> list[str]:
+    return [r["headers"].get("authorization", "").removeprefix("Bearer key-") for r in state.requests]
+
+
+async def read(reply: JsonReply | StreamReply) -> bytes:
+    if isinstance(reply, JsonReply):
+        return reply.body
+    try:
+        return b"".join([c async for c in reply.chunks])
+    finally:
+        await reply.aclose()
+
+
+async def test_a_failing_target_falls_through_to_the_next(
+    fakes: Fakes, state_of: States, upstream: HttpxUpstream, clock: Clock
+) -> None:
+    router, state = make_router(upstream, clock)
+    state_of["a"].add_script([{"status": 500}])
+    reply = await ask(router, snapshot(fakes, combos=[combo("a/m", "b/m")]))
+    assert isinstance(reply, JsonReply) and reply.status == 200
+    assert reply.outcome.provider == "node_b" and reply.headers["x-omniroute-attempts"] == "2"
+    assert state.view().breakers["node_a"].failures == 1
+
+
+async def test_rate_limited_account_cools_down_and_the_next_account_answers(
+    fakes: Fakes, state_of: States, upstream: HttpxUpstream, clock: Clock
+) -> None:
+    router, state = make_router(upstream, clock)
+    snap = snapshot(fakes, accounts=2)
+    state_of["a"].add_script([{"status": 429, "headers": {"retry-after": "7"}}])
+    first = await ask(router, snap, "a/m")
+    assert first.outcome.connection_id == "a2"
+    cooldown = state.cooldown("a1", None, clock.now)
+    assert cooldown is not None and cooldown.until - clock.now == pytest.approx(7, abs=0.01)
+    await ask(router, snap, "a/m")
+    assert keys_seen(state_of["a"]) == ["a1", "a2", "a2"]  # a1 is skipped while cooling
+    clock.now += 7.5
+    await ask(router, snap, "a/m")
+    assert keys_seen(state_of["a"])[-1] == "a1"  # back in rotation, and the success clears its backoff
+    assert state.cooldown("a1", None, clock.now) is None and ("a1", None) not in state.view().cooldowns
+
+
+async def test_concurrent_rate_limits_raise_the_backoff_once(
+    fakes: Fakes, state_of: States, upstream: HttpxUpstream, clock: Clock
+) -> None:
+    router, state = make_router(upstream, clock)
+    snap = snapshot(fakes, accounts=2)
+    state_of["a"].add_script([{"status": 429}])
+    await ask(router, snap, "a/m")
+    level = state.view().cooldowns[("a1", None)].level
+    again = await state.mark_cooldown("a1", None, GatewaySettings().policies["apikey"], None, "rate_limited")
+    assert again.level == level  # an active cooldown is returned untouched
+
+
+async def test_bad_request_fails_fast_without_trying_other_targets(
+    fakes: Fakes, state_of: States, upstream: HttpxUpstream, clock: Clock
+) -> None:
+    router, _ = make_router(upstream, clock)
+    refusal = {"error": {"message": "invalid 'temperature'", "type": "invalid_request_error"}}
+    state_of["a"].add_script([{"status": 400, "body": refusal}])
+    with pytest.raises(UpstreamRejected) as info:
+        await ask(router, snapshot(fakes, accounts=2, combos=[combo("a/m", "b/m")]))
+    assert info.value.upstream_status == 400
+    assert len(state_of["a"].requests) == 1 and not state_of["b"].requests
+
+
+async def test_refused_connection_moves_on_and_counts_for_the_breaker(
+    fakes: Fakes, state_of: States, upstream: HttpxUpstream, clock: Clock
+) -> None:
+    router, state = make_router(upstream, clock)
+    reply = await ask(router, snapshot(fakes, combos=[combo("dead/m", "c/m")]))
+    assert reply.outcome.provider == "node_c"
+    assert state.view().breakers["node_dead"].failures == 1
+
+
+async def test_first_byte_timeout_moves_a_stream_on(
+    fakes: Fakes, state_of: States, upstream: HttpxUpstream, clock: Clock
+) -> None:
+    router, _ = make_router(upstream, clock)
+    state_of["a"].add_script([{"delay_ms": 1500}])
+    reply = await ask(router, snapshot(fakes, combos=[combo("a/m", "b/m", first_byte_timeout_ms=1000)]), stream=True)
+    assert reply.outcome.provider == "node_b"
+    assert b"[DONE]" in await read(reply)
+
+
+async def test_non_stream_read_timeout_moves_on(fakes: Fakes, state_of: States, clock: Clock) -> None:
+    impatient = HttpxUpstream(connect_timeout=1.0, read_timeout=0.5)
+    try:
+        router, state = make_router(impatient, clock)
+        state_of["a"].add_script([{"delay_ms": 1500}])
+        reply = await ask(router, snapshot(fakes, combos=[combo("a/m", "b/m")]))
+        assert reply.outcome.provider == "node_b"
+        assert state.view().breakers["node_a"].failures == 1
+    finally:
+        await impatient.aclose()
+
+
+async def test_stream_that_ends_before_its_first_byte_moves_on(
+    fakes: Fakes, state_of: States, upstream: HttpxUpstream, clock: Clock
+) -> None:
+    router, _ = make_router(upstream, clock)
+    state_of["a"].add_script([{"status": 200, "headers": {"content-type": "text/event-stream"}, "body": ""}])
+    reply = await ask(router, snapshot(fakes, combos=[combo("a/m", "b/m")]), stream=True)
+    assert reply.outcome.provider == "node_b"
+    text = await read(reply)
+    assert text.count(b"[DONE]") == 1 and b"error" not in text
+
+
+async def test_stream_cut_after_its_first_byte_ends_with_an_error_event(
+    fakes: Fakes, state_of: States, upstream: HttpxUpstream, clock: Clock
+) -> None:
+    router, state = make_router(upstream, clock)
+    state_of["a"].add_script([{"fault": "cut-stream"}])
+    reply = await ask(router, snapshot(fakes, combos=[combo("a/m", "b/m")]), stream=True)
+    assert reply.outcome.provider == "node_a"  # committed: the client already has bytes
+    text = await read(reply)
+    assert b'"error"' in text and not state_of["b"].requests
+    await state.drain()
+    assert state.view().breakers["node_a"].failures == 1
+
+
+async def test_breaker_opens_at_its_threshold_and_a_single_probe_closes_it(
+    fakes: Fakes, state_of: States, upstream: HttpxUpstream, clock: Clock
+) -> None:
+    router, state = make_router(upstream, clock)
+    settings = GatewaySettings.from_data({"resilience": {"apikey": {"breakerThreshold": 3, "breakerResetSeconds": 20}}})
+    snap = snapshot(fakes, combos=[combo("a/m", "b/m")], settings=settings)
+    state_of["a"].add_script([{"status": 500}] * 10)
+    for _ in range(6):
+        reply = await ask(router, snap, **_settings(settings))
+        assert reply.outcome.provider == "node_b"
+    assert len(state_of["a"].requests) == 3  # opened at the third failure; no traffic after
+    assert state.view().breakers["node_a"].phase is BreakerPhase.OPEN
+    clock.now += 21
+    state_of["a"].clear_script()
+    reply = await ask(router, snap, **_settings(settings))
+    assert reply.outcome.provider == "node_a"  # the probe
+    assert state.view().breakers["node_a"].phase is BreakerPhase.CLOSED
+    await ask(router, snap, **_settings(settings))
+    assert len(state_of["a"].requests) == 5
+
+
+async def test_failed_probe_reopens_the_breaker(
+    fakes: Fakes, state_of: States, upstream: HttpxUpstream, clock: Clock
+) -> None:
+    router, state = make_router(upstream, clock)
+    settings = GatewaySettings.from_data({"resilience": {"apikey": {"breakerThreshold": 1, "breakerResetSeconds": 10}}})
+    snap = snapshot(fakes, combos=[combo("a/m", "b/m")], settings=settings)
+    state_of["a"].add_script([{"status": 503}, {"status": 503}])
+    await ask(router, snap, **_settings(settings))
+    clock.now += 11
+    await ask(router, snap, **_settings(settings))  # probe fails
+    breaker = state.view().breakers["node_a"]
+    assert breaker.phase is BreakerPhase.OPEN and breaker.open_until == pytest.approx(clock.now + 10)
+    assert len(state_of["a"].requests) == 2
+
+
+async def test_model_not_found_locks_the_model_not_the_account(
+    fakes: Fakes, state_of: States, upstream: HttpxUpstream, clock: Clock
+) -> None:
+    router, state = make_router(upstream, clock)
+    snap = snapshot(fakes)
+    missing = {"message": "The model `gone` does not exist", "type": "invalid_request_error", "code": "model_not_found"}
+    state_of["a"].add_script([{"status": 404, "body": {"error": missing}}])
+    with pytest.raises(UpstreamRejected):
+        await ask(router, snap, "a/gone")
+    assert state.cooldown("a1", "gone", clock.now) is not None
+    assert state.cooldown("a1", None, clock.now) is None
+    assert (await ask(router, snap, "a/other")).outcome.connection_id == "a1"
+
+
+async def test_everything_rate_limited_answers_429_with_the_earliest_retry(
+    fakes: Fakes, state_of: States, upstream: HttpxUpstream, clock: Clock
+) -> None:
+    router, _ = make_router(upstream, clock)
+    state_of["a"].add_script([{"status": 429, "headers": {"retry-after": "30"}}])
+    state_of["b"].add_script([{"status": 429, "headers": {"retry-after": "12"}}])
+    with pytest.raises(RateLimited) as info:
+        await ask(router, snapshot(fakes, combos=[combo("a/m", "b/m")]))
+    assert info.value.retry_after == pytest.approx(12, abs=0.5)
+    assert "a/m" in info.value.message and "b/m" in info.value.message
+
+
+async def test_all_breakers_open_answers_503_without_calling_anyone(
+    fakes: Fakes, state_of: States, upstream: HttpxUpstream, clock: Clock
+) -> None:
+    router, _ = make_router(upstream, clock)
+    settings = GatewaySettings.from_data({"resilience": {"apikey": {"breakerThreshold": 1}}})
+    snap = snapshot(fakes, combos=[combo("a/m", "b/m")], settings=settings)
+    state_of["a"].add_script([{"status": 500}])
+    state_of["b"].add_script([{"status": 500}])
+    with pytest.raises(UpstreamFailed):
+        await ask(router, snap, **_settings(settings))
+    with pytest.raises(GatewayBusy) as info:
+        await ask(router, snap, **_settings(settings))
+    assert info.value.code == "provider_circuit_open" and info.value.retry_after
+    assert len(state_of["a"].requests) == len(state_of["b"].requests) == 1
+
+
+async def test_max_retries_retries_the_same_target_before_moving_on(
+    fakes: Fakes, state_of: States, upstream: HttpxUpstream, clock: Clock
+) -> None:
+    router, _ = make_router(upstream, clock)
+    state_of["a"].add_script([{"status": 502}])
+    reply = await ask(router, snapshot(fakes, combos=[combo("a/m", "b/m", max_retries=1)]))
+    assert reply.outcome.provider == "node_a" and len(state_of["a"].requests) == 2
+
+
+async def test_fallback_chain_answers_when_the_model_fails(
+    fakes: Fakes, state_of: States, upstream: HttpxUpstream, clock: Clock
+) -> None:
+    from shared.domain.combos import FallbackChain
+
+    router, _ = make_router(upstream, clock)
+    state_of["a"].add_script([{"status": 503}])
+    snap = snapshot(fakes, fallbacks=[FallbackChain("a/*", ("c/m",))])
+    assert (await ask(router, snap, "a/m")).outcome.provider == "node_c"
+
+
+async def test_client_errors_of_our_own_are_not_upstream_failures(
+    fakes: Fakes, state_of: States, upstream: HttpxUpstream, clock: Clock
+) -> None:
+    router, state = make_router(upstream, clock)
+    snap = snapshot(fakes)
+    with pytest.raises(InvalidRequest):
+        await router.complete(
+            plan_for("a/m", snap), {"model": "a/m"}, stream=False, client=WireFormat.ANTHROPIC,
+            settings=GatewaySettings(),
+        )  # fmt: skip
+    assert not state.view().breakers
+
+
+@pytest.mark.parametrize(
+    ("strategy", "expected"),
+    [
+        ("priority", {"a": 60}),
+        ("round-robin", {"a": 20, "b": 20, "c": 20}),
+    ],
+)
+async def test_deterministic_strategies_distribute_exactly(
+    fakes: Fakes, state_of: States, upstream: HttpxUpstream, clock: Clock, strategy: str, expected: dict[str, int]
+) -> None:
+    router, _ = make_router(upstream, clock)
+    snap = snapshot(fakes, combos=[combo("a/m", "b/m", "c/m", strategy=strategy)])
+    served = Counter([(await ask(router, snap)).outcome.provider.removeprefix("node_") for _ in range(60)])
+    assert served == expected
+
+
+async def test_weighted_strategy_follows_weights(
+    fakes: Fakes, state_of: States, upstream: HttpxUpstream, clock: Clock
+) -> None:
+    router, _ = make_router(upstream, clock, seed=11)
+    weighted = Combo("team", (ComboTarget("a/m", 1), ComboTarget("b/m", 3)), "weighted")
+    snap = snapshot(fakes, combos=[weighted])
+    served = Counter([(await ask(router, snap)).outcome.provider for _ in range(200)])
+    assert 0.65 < served["node_b"] / 200 < 0.85
+
+
+async def test_random_and_least_used_strategies_spread_load(
+    fakes: Fakes, state_of: States, upstream: HttpxUpstream, clock: Clock
+) -> None:
+    for strategy, low in (("random", 40), ("least-used", 60)):
+        router, _ = make_router(upstream, clock, seed=3)
+        snap = snapshot(fakes, combos=[combo("a/m", "b/m", "c/m", strategy=strategy)])
+        served = Counter([(await ask(router, snap)).outcome.provider for _ in range(180)])
+        assert min(served.values()) >= low and len(served) == 3, (strategy, served)
+
+
+async def test_p2c_steers_away_from_a_slow_target(
+    fakes: Fakes, state_of: States, upstream: HttpxUpstream, clock: Clock
+) -> None:
+    router, _ = make_router(upstream, clock, seed=5)
+    snap = snapshot(fakes, combos=[combo("a/m", "b/m", "c/m", strategy="p2c")])
+    for name in "abc":  # learn each target's latency once
+        await ask(router, snap, f"{name}/m")
+    state_of["c"].add_script([{"delay_ms": 120}] * 200)
+    router._stats["node_c"].observe(True, 120.0)
+    served = Counter([(await ask(router, snap)).outcome.provider for _ in range(90)])
+    assert served["node_c"] < 12, served  # c only wins when drawn with itself: never
+
+
+async def test_sticky_round_robin_over_accounts(
+    fakes: Fakes, state_of: States, upstream: HttpxUpstream, clock: Clock
+) -> None:
+    router, _ = make_router(upstream, clock)
+    snap = snapshot(fakes, accounts=3)
+    for _ in range(9):
+        await ask(router, snap, "a/m", account_strategy="round-robin", sticky_limit=3)
+    assert keys_seen(state_of["a"]) == ["a1"] * 3 + ["a2"] * 3 + ["a3"] * 3
+
+
+async def test_session_affinity_keeps_a_session_on_one_account(
+    fakes: Fakes, state_of: States, upstream: HttpxUpstream, clock: Clock
+) -> None:
+    router, _ = make_router(upstream, clock)
+    snap = snapshot(fakes, accounts=3)
+    for session in ("s-1", "s-2", "s-3", "s-4"):
+        state_of["a"].clear_requests()
+        for _ in range(4):
+            await router.complete(
+                plan_for("a/m", snap), dict(BODY, model="a/m"), stream=False, client=WireFormat.OPENAI,
+                settings=GatewaySettings(account_strategy="random"), client_headers={"x-session-id": session},
+            )  # fmt: skip
+        assert len(set(keys_seen(state_of["a"]))) == 1
+
+
+def _settings(settings: GatewaySettings) -> dict[str, Any]:
+    return {"policies": settings.policies}
