@@ -140,13 +140,27 @@ def _actions(statements: list[dict[str, Any]]) -> set[str]:
 def test_roles_grant_each_function_only_what_it_uses(resources: dict[str, Any]) -> None:
     gateway = _statements(resources, "GatewayFunction")
     assert _actions(gateway) == {
-        "dynamodb:GetItem", "dynamodb:Query", "dynamodb:Scan", "dynamodb:PutItem", "kms:Decrypt"
+        "dynamodb:GetItem", "dynamodb:Query", "dynamodb:Scan", "dynamodb:PutItem", "dynamodb:UpdateItem",
+        "dynamodb:DeleteItem", "kms:Decrypt",
     }  # fmt: skip
     writes = [s for s in gateway if "dynamodb:PutItem" in _actions([s])]
     assert [w["Resource"] for w in writes] == [{"Fn::GetAtt": ["StateTable", "Arn"]}]  # config stays read-only
-    assert writes[0]["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"] == ["RESP#*", "REASON#*"]
-    admin = _actions(_statements(resources, "AdminFunction"))
+    # Never Scan on State: ForAllValues holds vacuously for a request that names no leading key.
+    assert _actions(writes) == {
+        "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:Query"
+    }  # fmt: skip
+    # The key prefixes of shared/adapters/dynamo: conversations.py, routing_state.py, routing_limits.py.
+    assert writes[0]["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"] == [
+        "RESP#*", "REASON#*", "ROUTE", "RL#*", "IDEM#*", "CACHE#*", "LAT#*"
+    ]  # fmt: skip
+    admin_statements = _statements(resources, "AdminFunction")
+    admin = _actions(admin_statements)
     assert "kms:Encrypt" in admin and "dynamodb:PutItem" in admin
+    admin_state = [s for s in admin_statements if s["Resource"] == {"Fn::GetAtt": ["StateTable", "Arn"]}]
+    assert _actions(admin_state) == {"dynamodb:Query", "dynamodb:GetItem", "dynamodb:DeleteItem", "dynamodb:UpdateItem"}
+    assert [s["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"] for s in admin_state] == [
+        ["ROUTE", "LAT#*"]
+    ]  # health view and resets only
     assert _actions(_statements(resources, "UsageRollupFunction")) == {"dynamodb:Query"}
     assert _actions(_statements(resources, "TokenRefreshFunction")) == {"dynamodb:GetItem", "dynamodb:Query"}
     for function in ("GatewayFunction", "AdminFunction", "TokenRefreshFunction", "UsageRollupFunction"):
