@@ -6,6 +6,7 @@ import fcntl
 import os
 import secrets
 import stat
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,7 @@ from shared.adapters.crypto import AesGcmCipher, KeyFileError
 from shared.adapters.dynamo.config_store import DynamoConfigStore, bind_config_model, restore_records
 from shared.adapters.dynamo.conversations import DynamoConversationStore, bind_conversation_model
 from shared.adapters.dynamo.embedded import Backend, EmbeddedDynamo, LockedConfigStore, SnapshotError, read_snapshot
+from shared.adapters.dynamo.routing_state import DynamoRoutingStore
 from shared.domain.config import Kind, Record
 from shared.services.container import Services, assemble
 from shared.services.snapshot import ConfigCache
@@ -150,6 +152,13 @@ def _build(settings: Settings, backend: Backend, new_secret_key: bool, lock_fd: 
         admin_token=token,
         conversations=DynamoConversationStore(state_model),
         reasoning=DynamoConversationStore(state_model, prefix="REASON#"),
+        # moto's in-process backend is not atomic across threads (DESIGN §7): one lock for its writes
+        routing_store=DynamoRoutingStore(
+            settings.state_table,
+            settings.region,
+            dynamo.endpoint,
+            lock=threading.Lock() if backend == "inprocess" else None,
+        ),
     )
     return LocalRuntime(services=services, dynamo=dynamo, token_is_new=is_new, lock_fd=lock_fd)
 

@@ -47,6 +47,10 @@ def serve(
     if data_dir is not None:
         os.environ["OMNIROUTE_DATA_DIR"] = str(data_dir)
     settings = Settings.from_env()
+    if os.environ.get("OMNIROUTE_COUNT_STORE_CALLS", "").strip().lower() in ("1", "true", "yes"):
+        from shared.adapters.dynamo import call_counter
+
+        call_counter.install()  # GET /api/health then shows `storeCalls` (benchmarks)
     backend: Literal["inprocess", "server"] = "server" if store == "server" else "inprocess"
     try:
         runtime = build_local(settings, backend, new_secret_key=new_secret_key)

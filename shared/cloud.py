@@ -7,10 +7,12 @@ init phase) and reuses them for every invocation.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
 from shared.adapters.dynamo.config_store import DynamoConfigStore, bind_config_model
 from shared.adapters.dynamo.conversations import DynamoConversationStore, bind_conversation_model
+from shared.adapters.dynamo.routing_state import DynamoRoutingStore
 from shared.adapters.kms import KmsCipher
 from shared.services.container import Services, assemble
 from shared.services.snapshot import ConfigCache
@@ -51,4 +53,7 @@ def build_cloud_services(settings: Settings, *, on_change: Callable[[], None] | 
         on_change=on_change or (lambda: None),
         conversations=DynamoConversationStore(state_model),
         reasoning=DynamoConversationStore(state_model, prefix="REASON#"),
+        routing_store=DynamoRoutingStore(settings.state_table, settings.region),
+        # The log stream names the execution environment: breaker probes and slots are owned per instance.
+        instance_id=os.environ.get("AWS_LAMBDA_LOG_STREAM_NAME", "")[-12:],
     )

@@ -7,6 +7,7 @@ Gemini:    {"error": {"code": <http status>, "message", "status": <google.rpc co
 
 from __future__ import annotations
 
+import math
 from enum import StrEnum
 
 import orjson
@@ -55,7 +56,8 @@ def error_headers(err: GatewayError) -> dict[str, str]:
     if isinstance(err, UpstreamRejected):
         headers.update(err.headers)
     if err.retry_after is not None:
-        headers["retry-after"] = str(max(0, round(err.retry_after)))
+        # rounded up: a client that comes back after a rounded-down wait would find it still cooling
+        headers["retry-after"] = str(max(0, math.ceil(err.retry_after - 1e-6)))
     if err.provider is not None:
         # Tells a client whether a 401/429 came from an upstream or from the gateway itself.
         headers["x-omniroute-provider"] = err.provider

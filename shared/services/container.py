@@ -10,6 +10,7 @@ from shared.adapters.upstream import HttpxUpstream
 from shared.ports import Cipher, ConfigStore, ConversationStore, RoutingStore, UpstreamClient
 from shared.services.admin import ConfigService
 from shared.services.chat import ChatService
+from shared.services.health import HealthService
 from shared.services.reasoning_memory import ReasoningMemory
 from shared.services.replay import ReplayService
 from shared.services.responses_state import ResponsesState
@@ -29,6 +30,7 @@ class Services:
     routing: RoutingState
     router: Router
     replay: ReplayService
+    health: HealthService
     admin_token: str | None = None
 
     async def aclose(self) -> None:
@@ -66,6 +68,7 @@ def assemble(
         responses_state=ResponsesState(conversations) if conversations else None,
     )
     routing = RoutingState(routing_store, instance_id=instance_id or secrets.token_hex(4))
+    replay = ReplayService(routing)
     return Services(
         settings=settings,
         config=cache,
@@ -74,6 +77,7 @@ def assemble(
         upstream=upstream,
         routing=routing,
         router=Router(chat, routing),
-        replay=ReplayService(routing),
+        replay=replay,
+        health=HealthService(routing, replay),
         admin_token=admin_token,
     )

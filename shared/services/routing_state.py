@@ -68,6 +68,7 @@ class RoutingState:
         self._clock = clock
         self.instance_id = instance_id
         self._view = RoutingView()
+        self._generation = 0  # counts this instance's own changes to the view
         self._loading: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._leases: dict[str, _Lease] = {}
@@ -98,20 +99,28 @@ class RoutingState:
         if store is None:
             return
         now = self._clock()
+        generation = self._generation
         try:
             view = await anyio.to_thread.run_sync(store.load, now)
         except Exception:
             self._failed("loading the routing state")
             self._view = replace(self._view, loaded_at=now)  # try again after `refresh`, not at once
             return
+        if generation != self._generation:
+            # A write of ours landed while the query ran: the query may predate it, and the write's answer
+            # is newer. Keep the copy; the next refresh reads again.
+            self._view = replace(self._view, loaded_at=now)
+            return
         self._view = view
 
     def _set_breaker(self, state: BreakerState) -> None:
+        self._generation += 1
         breakers = dict(self._view.breakers)
         breakers[state.provider] = state
         self._view = replace(self._view, breakers=breakers)
 
     def _set_cooldown(self, key: tuple[str, str | None], cooldown: Cooldown | None) -> None:
+        self._generation += 1
         cooldowns = dict(self._view.cooldowns)
         if cooldown is None:
             cooldowns.pop(key, None)
