@@ -4,12 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
+import anyio.to_thread
 from fastapi import APIRouter, Query, Response
 
 from functions.admin.auth import AdminDep, ServicesDep
 from functions.admin.schemas import (
+    AliasCreate,
+    ComboCreate,
+    ComboPatch,
+    ComboReplace,
     ConnectionCreate,
     ConnectionUpdate,
+    FallbackCreate,
+    FallbackReplace,
+    HealthReset,
     KeyCreate,
     KeyUpdate,
     ModelCreate,
@@ -18,6 +26,7 @@ from functions.admin.schemas import (
     SettingsUpdate,
     TranslateBody,
 )
+from shared.adapters.dynamo import call_counter
 from shared.domain.resolve import list_models
 from shared.services.auth import require_api_key
 from shared.services.translator import translate
@@ -43,8 +52,11 @@ def get_connection(id: str, svc: ServicesDep) -> dict[str, Any]:
 
 
 @router.api_route("/providers/{id}", methods=["PUT", "PATCH"])
-def update_connection(id: str, body: ConnectionUpdate, svc: ServicesDep) -> dict[str, Any]:
-    return {"connection": svc.admin.update_connection(id, body.fields())}
+async def update_connection(id: str, body: ConnectionUpdate, svc: ServicesDep) -> dict[str, Any]:
+    connection = await anyio.to_thread.run_sync(svc.admin.update_connection, id, body.fields())
+    # A new key or base URL (or re-enabling it) is a fresh start: its cooldowns would hide the change.
+    await svc.health.reset(svc.config.snapshot, None, id)
+    return {"connection": connection}
 
 
 @router.delete("/providers/{id}", status_code=204)
@@ -137,9 +149,10 @@ def update_settings(body: SettingsUpdate, svc: ServicesDep) -> dict[str, Any]:
 
 
 @router.get("/health")
-def health(svc: ServicesDep) -> dict[str, Any]:
-    snapshot = svc.config.reload()  # also proves the store answers
-    return {
+async def health(svc: ServicesDep) -> dict[str, Any]:
+    """Configuration counts, breakers, cooldowns and lockouts, cache and latency per provider."""
+    snapshot = await anyio.to_thread.run_sync(svc.config.reload)  # also proves the store answers
+    report: dict[str, Any] = {
         "status": "ok",
         "cloud": svc.settings.cloud,
         "connections": len(snapshot.connections),
@@ -147,10 +160,93 @@ def health(svc: ServicesDep) -> dict[str, Any]:
         "nodes": len(snapshot.nodes),
         "apiKeys": len(snapshot.api_keys),
         "models": len(list_models(snapshot)),
+        **await svc.health.report(snapshot),
     }
+    if call_counter.installed():
+        report["storeCalls"] = call_counter.counts()
+    return report
+
+
+@router.post("/health/reset")
+async def reset_health(svc: ServicesDep, body: HealthReset | None = None) -> dict[str, int]:
+    """Close breakers and end cooldowns: all, one provider's, or one connection's."""
+    target = body or HealthReset()
+    return await svc.health.reset(svc.config.snapshot, target.provider, target.connectionId)
 
 
 @router.post("/translator/translate")
 def translate_body(body: TranslateBody) -> dict[str, Any]:
     """The translator playground: detect a body's format, translate it to another."""
     return translate(body.body, to=body.to, source=body.source, kind=body.kind, model=body.model)
+
+
+# Combos, aliases and fallback chains. Names and patterns may hold `/` (hence `:path`); a `?` in a pattern
+# must be sent percent-encoded (%3F), as anywhere in a URL path.
+
+
+@router.get("/combos")
+def list_combos(svc: ServicesDep) -> dict[str, Any]:
+    return {"combos": svc.admin.routing.list_combos()}
+
+
+@router.post("/combos", status_code=201)
+def create_combo(body: ComboCreate, svc: ServicesDep) -> dict[str, Any]:
+    return {"combo": svc.admin.routing.create_combo(body.fields())}
+
+
+@router.get("/combos/{name:path}")
+def get_combo(name: str, svc: ServicesDep) -> dict[str, Any]:
+    return {"combo": svc.admin.routing.get_combo(name)}
+
+
+@router.put("/combos/{name:path}")
+def replace_combo(name: str, body: ComboReplace, svc: ServicesDep) -> dict[str, Any]:
+    return {"combo": svc.admin.routing.replace_combo(name, body.fields())}
+
+
+@router.patch("/combos/{name:path}")
+def update_combo(name: str, body: ComboPatch, svc: ServicesDep) -> dict[str, Any]:
+    return {"combo": svc.admin.routing.update_combo(name, body.fields())}
+
+
+@router.delete("/combos/{name:path}", status_code=204)
+def delete_combo(name: str, svc: ServicesDep) -> Response:
+    svc.admin.routing.delete_combo(name)
+    return Response(status_code=204)
+
+
+@router.get("/aliases")
+def list_aliases(svc: ServicesDep) -> dict[str, Any]:
+    return {"aliases": svc.admin.routing.list_aliases()}
+
+
+@router.post("/aliases", status_code=201)
+def create_alias(body: AliasCreate, svc: ServicesDep) -> dict[str, Any]:
+    return {"alias": svc.admin.routing.create_alias(body.fields())}
+
+
+@router.delete("/aliases/{pattern:path}", status_code=204)
+def delete_alias(pattern: str, svc: ServicesDep) -> Response:
+    svc.admin.routing.delete_alias(pattern)
+    return Response(status_code=204)
+
+
+@router.get("/fallback-chains")
+def list_fallback_chains(svc: ServicesDep) -> dict[str, Any]:
+    return {"fallbackChains": svc.admin.routing.list_fallbacks()}
+
+
+@router.post("/fallback-chains", status_code=201)
+def create_fallback_chain(body: FallbackCreate, svc: ServicesDep) -> dict[str, Any]:
+    return {"fallbackChain": svc.admin.routing.create_fallback(body.fields())}
+
+
+@router.put("/fallback-chains/{pattern:path}")
+def replace_fallback_chain(pattern: str, body: FallbackReplace, svc: ServicesDep) -> dict[str, Any]:
+    return {"fallbackChain": svc.admin.routing.replace_fallback(pattern, body.fields())}
+
+
+@router.delete("/fallback-chains/{pattern:path}", status_code=204)
+def delete_fallback_chain(pattern: str, svc: ServicesDep) -> Response:
+    svc.admin.routing.delete_fallback(pattern)
+    return Response(status_code=204)

@@ -1,12 +1,15 @@
 """Admin request bodies. Unknown fields are rejected so a typo never silently does nothing; `null` is
-accepted only where it means "clear this" (a connection's `baseUrl` and `defaultModel`); lengths are
-bounded so nothing reaches the store that it would refuse (a DynamoDB item is at most 400 KB)."""
+accepted only where it means "clear this" (a connection's `baseUrl`, `defaultModel` and `rateLimit`; a
+routing setting or a combo's config field, back to its default); lengths are bounded so nothing reaches
+the store that it would refuse (a DynamoDB item is at most 400 KB)."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_validator, model_validator
+
+from shared.domain.combos import ACCOUNT_STRATEGIES
 
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 Secret = Annotated[str, Field(min_length=1, max_length=8192)]
@@ -37,8 +40,17 @@ class _Body(BaseModel):
         return self.model_dump(exclude_unset=True)
 
 
+class RateLimitBody(_Body):
+    """Per-account limits (bounds are checked by the service); null or absent = not limited."""
+
+    nullable = frozenset({"rpm", "minGapMs", "maxConcurrent"})
+    rpm: StrictInt | None = None
+    minGapMs: StrictInt | None = None
+    maxConcurrent: StrictInt | None = None
+
+
 class ConnectionCreate(_Body):
-    nullable = frozenset({"baseUrl", "defaultModel", "name", "apiKey"})
+    nullable = frozenset({"baseUrl", "defaultModel", "name", "apiKey", "rateLimit"})
     provider: Annotated[str, Field(min_length=1, max_length=100)]
     name: Name | None = None
     apiKey: Secret | None = None
@@ -46,16 +58,18 @@ class ConnectionCreate(_Body):
     priority: StrictInt = Field(default=0, ge=-1_000_000, le=1_000_000)
     enabled: StrictBool = True
     defaultModel: ModelId | None = None
+    rateLimit: RateLimitBody | None = None
 
 
 class ConnectionUpdate(_Body):
-    nullable = frozenset({"baseUrl", "defaultModel"})
+    nullable = frozenset({"baseUrl", "defaultModel", "rateLimit"})
     name: Name | None = None
     apiKey: Secret | None = None
     baseUrl: Url | None = None
     priority: StrictInt | None = Field(default=None, ge=-1_000_000, le=1_000_000)
     enabled: StrictBool | None = None
     defaultModel: ModelId | None = None
+    rateLimit: RateLimitBody | None = None
 
 
 class NodeCreate(_Body):
@@ -89,13 +103,61 @@ class KeyUpdate(_Body):
     enabled: StrictBool | None = None
 
 
+# A JSON number: an integer is fine, a boolean or a numeric string is not.
+Number = Annotated[float, Field(strict=True)]
+
+
+class PolicyBody(_Body):
+    """Overrides of one credential profile's back-off policy; null puts a field back to its default."""
+
+    nullable = frozenset({"cooldownBaseSeconds", "maxBackoffSteps", "breakerThreshold", "breakerResetSeconds"})
+    cooldownBaseSeconds: Annotated[Number, Field(ge=0.1, le=3600)] | None = None
+    maxBackoffSteps: Annotated[StrictInt, Field(ge=0, le=20)] | None = None
+    breakerThreshold: Annotated[StrictInt, Field(ge=1, le=1000)] | None = None
+    breakerResetSeconds: Annotated[Number, Field(ge=1, le=86400)] | None = None
+
+
+class ResilienceBody(_Body):
+    nullable = frozenset({"apikey", "oauth"})
+    apikey: PolicyBody | None = None
+    oauth: PolicyBody | None = None
+
+
 class SettingsUpdate(_Body):
-    nullable: ClassVar[frozenset[str]] = frozenset({"systemPrompt"})
+    # The routing fields may be sent as null to go back to the default.
+    nullable: ClassVar[frozenset[str]] = frozenset(
+        {
+            "systemPrompt",
+            "accountStrategy",
+            "stickyLimit",
+            "resilience",
+            "firstByteTimeoutSeconds",
+            "streamIdleTimeoutSeconds",
+            "keepaliveSeconds",
+            "cacheTtlSeconds",
+            "maxAttempts",
+        }
+    )
 
     requireApiKey: StrictBool | None = None
     systemPrompt: Annotated[str | None, Field(max_length=20000)] = None
     thinkingMode: Literal["passthrough", "auto", "custom", "adaptive"] | None = None
     thinkingBudget: Annotated[StrictInt | None, Field(ge=1024, le=131072)] = None
+    accountStrategy: str | None = None
+    stickyLimit: Annotated[StrictInt, Field(ge=1, le=1000)] | None = None
+    resilience: ResilienceBody | None = None
+    firstByteTimeoutSeconds: Annotated[Number, Field(ge=1, le=900)] | None = None
+    streamIdleTimeoutSeconds: Annotated[Number, Field(ge=1, le=900)] | None = None
+    keepaliveSeconds: Annotated[Number, Field(ge=1, le=300)] | None = None
+    cacheTtlSeconds: Annotated[Number, Field(ge=0, le=604800)] | None = None
+    maxAttempts: Annotated[StrictInt, Field(ge=1, le=30)] | None = None
+
+    @field_validator("accountStrategy")
+    @classmethod
+    def _known_strategy(cls, value: str | None) -> str | None:
+        if value is not None and value not in ACCOUNT_STRATEGIES:
+            raise ValueError(f"must be one of {', '.join(ACCOUNT_STRATEGIES)}")
+        return value
 
 
 class TranslateBody(_Body):
@@ -108,3 +170,66 @@ class TranslateBody(_Body):
     source: Annotated[str | None, Field(default=None, alias="from", max_length=32)] = None
     kind: Annotated[str | None, Field(default=None, max_length=16)] = None
     model: ModelId | None = None
+
+
+# Combos, aliases and fallback chains: JSON types are checked here, every bound and reference by the service
+# (`shared.domain.combos` parses stored records with the same rules, and words its errors per entry).
+
+
+class ComboConfigBody(_Body):
+    """Null puts a field back to its default (no concurrency limit, no first-byte deadline)."""
+
+    nullable = frozenset({"maxRetries", "retryDelayMs", "concurrencyPerTarget", "firstByteTimeoutMs"})
+    maxRetries: StrictInt | None = None
+    retryDelayMs: StrictInt | None = None
+    concurrencyPerTarget: StrictInt | None = None
+    firstByteTimeoutMs: StrictInt | None = None
+
+
+class ComboCreate(_Body):
+    name: str
+    models: list[Any]  # "prefix/model" | "comboName" | {model, weight?, connectionId?}
+    strategy: str | None = None
+    config: ComboConfigBody | None = None
+
+
+class ComboReplace(_Body):
+    """PUT: the whole combo; `name`, if sent, must be the one in the path. A null `config` is the default."""
+
+    nullable = frozenset({"config"})
+    name: str | None = None
+    models: list[Any]
+    strategy: str | None = None
+    config: ComboConfigBody | None = None
+
+
+class ComboPatch(_Body):
+    """PATCH: the fields sent replace the stored ones; `config` is merged field by field."""
+
+    nullable = frozenset({"config"})
+    name: str | None = None
+    models: list[Any] | None = None
+    strategy: str | None = None
+    config: ComboConfigBody | None = None
+
+
+class AliasCreate(_Body):
+    pattern: str
+    target: str
+
+
+class FallbackCreate(_Body):
+    pattern: str
+    models: list[str]
+
+
+class FallbackReplace(_Body):
+    pattern: str | None = None
+    models: list[str]
+
+
+class HealthReset(_Body):
+    """`POST /api/health/reset`: nothing resets everything; `provider` or `connectionId` narrow it."""
+
+    provider: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    connectionId: Annotated[str, Field(min_length=1, max_length=200)] | None = None

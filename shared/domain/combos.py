@@ -13,8 +13,13 @@ names the models tried, in order, once everything a request's own model resolves
 from __future__ import annotations
 
 import re
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Any
+
+from shared.domain.text import has_control_characters
+from shared.errors import InvalidRequest
 
 MAX_DEPTH = 3  # a combo may reference combos that reference combos, no deeper
 
@@ -118,3 +123,221 @@ def best_match(patterns: list[str] | tuple[str, ...], model: str) -> str | None:
 def _reverse(pattern: str) -> tuple[int, ...]:
     # max() with this picks the lexically smallest among equals
     return tuple(-ord(c) for c in pattern)
+
+
+# ----- reading combos, aliases and fallback chains from their JSON shape -----------------------------------
+#
+# The admin API and the Config table use the same shape, so one parser checks what an owner sends and what a
+# snapshot loads:
+#   combo     {name, models: ["prefix/model" | "comboName" | {model, weight?, connectionId?}], strategy, config?}
+#   alias     {pattern, target}
+#   fallback  {pattern, models: [...]}
+# These check shapes and bounds only; whether a target exists is the admin service's question.
+
+MAX_TARGETS = 50
+MAX_FALLBACK_MODELS = 10
+MAX_TARGET_CHARS = 512
+MAX_PATTERN_CHARS = 256
+MAX_WEIGHT = 1000
+
+# JSON name → (ComboConfig field, lowest, highest)
+COMBO_CONFIG_FIELDS: dict[str, tuple[str, int, int]] = {
+    "maxRetries": ("max_retries", 0, 5),
+    "retryDelayMs": ("retry_delay_ms", 0, 60_000),
+    "concurrencyPerTarget": ("concurrency_per_target", 1, 10_000),
+    "firstByteTimeoutMs": ("first_byte_timeout_ms", 1_000, 600_000),
+}
+_TARGET_FIELDS = ("model", "weight", "connectionId")
+
+
+def _invalid(message: str, param: str) -> InvalidRequest:
+    return InvalidRequest(message, param=param, code="invalid_value")
+
+
+def is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def check_target(value: object, param: str) -> str:
+    """One model a combo, alias or chain points at: 1–512 characters, no control characters, no wildcard."""
+    if not isinstance(value, str):
+        raise _invalid(f"`{param}` must be a string.", param)
+    target = value.strip()
+    if not target or len(target) > MAX_TARGET_CHARS or has_control_characters(target):
+        raise _invalid(f"`{param}` must be 1 to {MAX_TARGET_CHARS} characters without control characters.", param)
+    if is_wildcard(target):
+        raise _invalid(f"`{param}` names one model, so it cannot contain `*` or `?` (got `{target}`).", param)
+    return target
+
+
+def check_pattern(value: object, param: str = "pattern") -> str:
+    """A model pattern: 1–256 characters, `*` and `?` allowed, no whitespace or control characters."""
+    if (
+        not isinstance(value, str)
+        or not 1 <= len(value) <= MAX_PATTERN_CHARS
+        or any(ch.isspace() for ch in value)
+        or has_control_characters(value)
+    ):
+        raise _invalid(
+            f"`{param}` must be 1 to {MAX_PATTERN_CHARS} characters without whitespace or control characters "
+            "(`*` matches any run of characters, `?` one).",
+            param,
+        )
+    return value
+
+
+def check_combo_name(value: object) -> str:
+    if not isinstance(value, str) or not COMBO_NAME_RE.match(value):
+        raise _invalid(
+            "`name` must be 1 to 128 characters of A-Z, a-z, 0-9, '_', '.', '-' or '/', starting with a letter "
+            "or digit.",
+            "name",
+        )
+    return value
+
+
+def _target(entry: object, param: str) -> ComboTarget:
+    if isinstance(entry, str):
+        return ComboTarget(model=check_target(entry, param))
+    if not isinstance(entry, Mapping):
+        raise _invalid(f"`{param}` must be a model id or an object `{{model, weight?, connectionId?}}`.", param)
+    unknown = sorted(set(entry) - set(_TARGET_FIELDS))
+    if unknown:
+        raise _invalid(f"`{param}` has unknown field `{unknown[0]}` (allowed: model, weight, connectionId).", param)
+    if "model" not in entry:
+        raise _invalid(f"`{param}.model` is required.", f"{param}.model")
+    weight = entry.get("weight", 1.0)
+    if not (is_int(weight) or isinstance(weight, float)) or not 0 < weight <= MAX_WEIGHT:
+        raise _invalid(f"`{param}.weight` must be a number above 0 and at most {MAX_WEIGHT}.", f"{param}.weight")
+    pinned = entry.get("connectionId")
+    if pinned is not None and (not isinstance(pinned, str) or not 1 <= len(pinned) <= 100):
+        raise _invalid(f"`{param}.connectionId` must be a connection id.", f"{param}.connectionId")
+    return ComboTarget(model=check_target(entry["model"], f"{param}.model"), weight=weight, connection_id=pinned)
+
+
+def _combo_config(value: object) -> ComboConfig:
+    if value is None:
+        return ComboConfig()
+    if not isinstance(value, Mapping):
+        raise _invalid("`config` must be an object.", "config")
+    unknown = sorted(set(value) - set(COMBO_CONFIG_FIELDS))
+    if unknown:
+        allowed = ", ".join(COMBO_CONFIG_FIELDS)
+        raise _invalid(f"`config` has unknown field `{unknown[0]}` (allowed: {allowed}).", f"config.{unknown[0]}")
+    fields: dict[str, int] = {}
+    for name, (attr, low, high) in COMBO_CONFIG_FIELDS.items():
+        raw = value.get(name)
+        if raw is None:
+            continue
+        if not is_int(raw) or not low <= raw <= high:
+            raise _invalid(f"`config.{name}` must be an integer from {low} to {high}.", f"config.{name}")
+        fields[attr] = raw
+    return ComboConfig(**fields)
+
+
+def parse_combo(name: object, data: Mapping[str, Any]) -> Combo:
+    """A combo from its JSON shape (`name` is the record id; `data["name"]` is not read)."""
+    models = data.get("models")
+    if not isinstance(models, list | tuple) or not 1 <= len(models) <= MAX_TARGETS:
+        raise _invalid(f"`models` must list 1 to {MAX_TARGETS} targets.", "models")
+    strategy = data.get("strategy") or "priority"
+    if strategy not in TARGET_STRATEGIES:
+        raise _invalid(f"`strategy` must be one of {', '.join(TARGET_STRATEGIES)}.", "strategy")
+    return Combo(
+        name=check_combo_name(name),
+        targets=tuple(_target(entry, f"models[{i}]") for i, entry in enumerate(models)),
+        strategy=strategy,
+        config=_combo_config(data.get("config")),
+    )
+
+
+def combo_data(combo: Combo) -> dict[str, Any]:
+    """The JSON shape of a combo, as stored and shown: a bare target stays a string."""
+    models: list[str | dict[str, Any]] = []
+    for t in combo.targets:
+        if t.weight == 1 and t.connection_id is None:
+            models.append(t.model)
+            continue
+        entry: dict[str, Any] = {"model": t.model}
+        if t.weight != 1:
+            entry["weight"] = t.weight
+        if t.connection_id is not None:
+            entry["connectionId"] = t.connection_id
+        models.append(entry)
+    config = {
+        name: getattr(combo.config, attr)
+        for name, (attr, _, _) in COMBO_CONFIG_FIELDS.items()
+        if getattr(combo.config, attr) is not None
+    }
+    return {"name": combo.name, "models": models, "strategy": combo.strategy, "config": config}
+
+
+def parse_alias(pattern: object, data: Mapping[str, Any]) -> Alias:
+    return Alias(pattern=check_pattern(pattern), target=check_target(data.get("target"), "target"))
+
+
+def parse_fallback(pattern: object, data: Mapping[str, Any]) -> FallbackChain:
+    models = data.get("models")
+    if not isinstance(models, list | tuple) or not 1 <= len(models) <= MAX_FALLBACK_MODELS:
+        raise _invalid(f"`models` must list 1 to {MAX_FALLBACK_MODELS} models.", "models")
+    return FallbackChain(
+        pattern=check_pattern(pattern),
+        models=tuple(check_target(m, f"models[{i}]") for i, m in enumerate(models)),
+    )
+
+
+# ----- the graph of combos referencing combos ---------------------------------------------------------------
+# `refs` maps a combo's name to the names of the combos it references (directly, or through an exact alias).
+
+
+def find_cycle(refs: Mapping[str, Collection[str]], start: str) -> tuple[str, ...] | None:
+    """A cycle reachable from `start`, as the path that closes it (`a, b, a`), or None."""
+    done: set[str] = set()
+
+    def walk(name: str, path: tuple[str, ...]) -> tuple[str, ...] | None:
+        for child in refs.get(name, ()):
+            if child in path:
+                return (*path[path.index(child) :], child)
+            if child not in done:
+                found = walk(child, (*path, child))
+                if found:
+                    return found
+        done.add(name)
+        return None
+
+    return walk(start, (start,))
+
+
+def deepest_chain(refs: Mapping[str, Collection[str]], start: str, limit: int = MAX_DEPTH + 1) -> tuple[str, ...]:
+    """The longest chain of references from `start` (itself first), cut at `limit` names: enough to tell
+    whether a combo nests deeper than `MAX_DEPTH` (its depth is the chain's length). Edges that would
+    close a cycle are not followed (`find_cycle` reports those)."""
+    memo: dict[tuple[str, int], tuple[str, ...]] = {}
+
+    def walk(name: str, budget: int, path: frozenset[str]) -> tuple[str, ...]:
+        key = (name, budget)
+        if key not in memo:
+            best: tuple[str, ...] = ()
+            if budget > 1:
+                for child in refs.get(name, ()):
+                    if child not in path:
+                        chain = walk(child, budget - 1, path | {child})
+                        best = chain if len(chain) > len(best) else best
+            memo[key] = (name, *best)
+        return memo[key]
+
+    return walk(start, limit, frozenset({start}))
+
+
+def referrers(refs: Mapping[str, Collection[str]], name: str) -> set[str]:
+    """Every combo that reaches `name` through one or more references."""
+    found: set[str] = set()
+    frontier = [name]
+    while frontier:
+        current = frontier.pop()
+        for combo, children in refs.items():
+            if current in children and combo not in found:
+                found.add(combo)
+                frontier.append(combo)
+    found.discard(name)
+    return found

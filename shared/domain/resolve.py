@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from shared.domain.combos import is_wildcard
 from shared.domain.config import ConfigSnapshot, Connection, ProviderNode
 from shared.errors import InvalidRequest, ModelNotFound
 from shared.providers.catalog import PROVIDERS, get_provider
@@ -152,8 +153,15 @@ def _route_for_owner(owner: str, model: str, snapshot: ConfigSnapshot) -> Route 
 
 
 def list_models(snapshot: ConfigSnapshot) -> list[tuple[str, str]]:
-    """(`prefix/model`, owner) for everything a client can call right now, in a stable order."""
+    """(model id, owner) for everything a client can call right now, in a stable order: `prefix/model` ids
+    owned by their provider, combo names owned by "combo", exact alias patterns owned by "alias"."""
     seen: dict[str, str] = {}
+    # Combos and exact aliases first: when an id is both, the router takes the combo or alias.
+    for name in snapshot.combos:
+        seen.setdefault(name, "combo")
+    for alias in snapshot.aliases:
+        if not is_wildcard(alias.pattern):
+            seen.setdefault(alias.pattern, "alias")
     for spec in PROVIDERS:
         if spec.id in snapshot.connections_by_provider:
             for m in spec.models:

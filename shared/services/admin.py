@@ -22,6 +22,7 @@ from shared.errors import Conflict, InvalidRequest, NotFound, NotSupported
 from shared.ports import Cipher, ConfigStore, DecryptionFailed
 from shared.providers.catalog import PROVIDERS, get_provider
 from shared.providers.spec import AuthKind, WireFormat
+from shared.services.admin_routing import RoutingConfigService
 from shared.services.snapshot import secret_context
 
 PREFIX_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,31}$")
@@ -121,6 +122,53 @@ def clean_secret(value: object) -> str:
     return secret
 
 
+# rateLimit.<field> → (lowest, highest); a connection with none of them is not limited
+RATE_LIMIT_FIELDS = {"rpm": (1, 100_000), "minGapMs": (1, 3_600_000), "maxConcurrent": (1, 10_000)}
+
+
+def check_rate_limit(value: object) -> dict[str, int] | None:
+    """A connection's `rateLimit` as stored: only the limits set; None when nothing is limited."""
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise InvalidRequest("`rateLimit` must be an object.", param="rateLimit", code="invalid_value")
+    unknown = sorted(set(value) - set(RATE_LIMIT_FIELDS))
+    if unknown:
+        raise InvalidRequest(
+            f"`rateLimit` has unknown field `{unknown[0]}` (allowed: {', '.join(RATE_LIMIT_FIELDS)}).",
+            param=f"rateLimit.{unknown[0]}",
+            code="invalid_value",
+        )
+    limits: dict[str, int] = {}
+    for name, (low, high) in RATE_LIMIT_FIELDS.items():
+        raw = value.get(name)
+        if raw is None:
+            continue
+        if not isinstance(raw, int) or isinstance(raw, bool) or not low <= raw <= high:
+            raise InvalidRequest(
+                f"`rateLimit.{name}` must be an integer from {low} to {high}.",
+                param=f"rateLimit.{name}",
+                code="invalid_value",
+            )
+        limits[name] = raw
+    return limits or None
+
+
+def merge_resilience(stored: object, sent: object) -> dict[str, Any] | None:
+    """`resilience` after a settings update: merged per profile and field, a null profile or field
+    going back to the default; sending `resilience: null` clears every override."""
+    if not isinstance(sent, Mapping):
+        return None
+    merged = {p: dict(o) for p, o in stored.items() if isinstance(o, Mapping)} if isinstance(stored, Mapping) else {}
+    for profile, overrides in sent.items():
+        if not isinstance(overrides, Mapping):
+            merged.pop(profile, None)
+            continue
+        fields = {**merged.get(profile, {}), **overrides}
+        merged[profile] = {k: v for k, v in fields.items() if v is not None}
+    return merged
+
+
 def check_model_id(value: object, field: str) -> str:
     model_id = str(value).strip()
     # Part of a record's sort key (DynamoDB caps keys at 1024 bytes); control characters could never be sent.
@@ -139,6 +187,7 @@ class ConfigService:
         self._cipher = cipher
         self._on_change = on_change
         self._public_only = public_urls_only
+        self.routing = RoutingConfigService(store, on_change)
 
     def _base_url(self, value: object) -> str:
         return validate_base_url(str(value), public_only=self._public_only)
@@ -211,6 +260,9 @@ class ConfigService:
             else None,
             "createdAt": _now(),
         }
+        limits = check_rate_limit(fields.get("rateLimit"))
+        if limits:
+            data["rateLimit"] = limits
         if api_key:
             data["apiKey"] = self._cipher.encrypt(api_key, secret_context(Kind.PROVIDER, id))
         rec = self._store.create(Kind.PROVIDER, id, data)
@@ -228,6 +280,13 @@ class ConfigService:
             data["defaultModel"] = check_model_id(default, "defaultModel") if default else None
         if "baseUrl" in fields:
             data["baseUrl"] = self._base_url(fields["baseUrl"]) if fields["baseUrl"] else None
+        if "rateLimit" in fields:
+            # The sent object replaces the stored limits whole; null (or `{}`) lifts them.
+            limits = check_rate_limit(fields["rateLimit"])
+            if limits:
+                data["rateLimit"] = limits
+            else:
+                data.pop("rateLimit", None)
         if fields.get("apiKey") is not None:
             secret = clean_secret(fields["apiKey"])
             data["apiKey"] = self._cipher.encrypt(secret, secret_context(Kind.PROVIDER, id))
@@ -272,6 +331,16 @@ class ConfigService:
             raise InvalidRequest(f"`apiType` must be one of {allowed}.", param="apiType", code="invalid_value")
         return value
 
+    def _refuse_combo_prefix(self, prefix: str) -> None:
+        """A combo named `team/fast` would read as `prefix/model` once a node claims `team`."""
+        clash = sorted(r.id for r in self._store.list(Kind.COMBO) if r.id.lower().startswith(prefix + "/"))
+        if clash:
+            raise InvalidRequest(
+                f"The prefix {prefix!r} begins the name of combo `{clash[0]}`; choose another prefix or rename it.",
+                param="prefix",
+                code="prefix_taken",
+            )
+
     def _claim_prefix(self, prefix: str, node_id: str) -> None:
         """Make the prefix this node's with one conditional write: the only place node prefixes are kept
         unique, so two concurrent creates (in one process or across Lambda instances) cannot both win.
@@ -307,6 +376,7 @@ class ConfigService:
             "createdAt": _now(),
         }
         node_id = _new_id("node")
+        self._refuse_combo_prefix(prefix)
         self._claim_prefix(prefix, node_id)
         try:
             rec = self._store.create(Kind.NODE, node_id, data)
@@ -330,6 +400,7 @@ class ConfigService:
             data["apiType"] = self._check_api_type(str(fields["apiType"]))
         moved = data["prefix"] != old_prefix
         if moved:
+            self._refuse_combo_prefix(str(data["prefix"]))
             self._claim_prefix(str(data["prefix"]), id)
         try:
             updated = self._store.update(Kind.NODE, id, data, rec.version)
@@ -429,7 +500,10 @@ class ConfigService:
         return dict(rec.data) if rec else {}
 
     def update_settings(self, fields: Mapping[str, Any]) -> dict[str, Any]:
-        data = {**self.get_settings(), **fields}
+        stored = self.get_settings()
+        data = {**stored, **fields}
+        if "resilience" in fields:
+            data["resilience"] = merge_resilience(stored.get("resilience"), fields["resilience"])
         rec = self._store.put(Kind.SETTINGS, SETTINGS_ID, data)
         self._on_change()
         return dict(rec.data)

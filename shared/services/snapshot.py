@@ -11,10 +11,11 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import anyio.to_thread
 
+from shared.domain.combos import Alias, Combo, FallbackChain, parse_alias, parse_combo, parse_fallback
 from shared.domain.config import (
     ApiKey,
     ConfigSnapshot,
@@ -25,7 +26,8 @@ from shared.domain.config import (
     ProviderNode,
     Record,
 )
-from shared.errors import GatewayBusy
+from shared.domain.routing import RateLimit
+from shared.errors import GatewayBusy, GatewayError
 from shared.ports import Cipher, ConfigStore, DecryptionFailed
 
 log = logging.getLogger(__name__)
@@ -36,11 +38,43 @@ def secret_context(kind: str, id: str) -> dict[str, str]:
     return {"kind": kind, "id": id}
 
 
+def _limit(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
+def rate_limit(value: object) -> RateLimit:
+    """A connection's stored `rateLimit` (`{rpm?, minGapMs?, maxConcurrent?}`); anything unusable is no limit."""
+    if not isinstance(value, Mapping):
+        return RateLimit()
+    return RateLimit(
+        rpm=_limit(value.get("rpm")),
+        min_gap_ms=_limit(value.get("minGapMs")),
+        max_concurrent=_limit(value.get("maxConcurrent")),
+    )
+
+
+def _routing_record(r: Record) -> Combo | Alias | FallbackChain | None:
+    """A combo, alias or fallback chain record as the core sees it; one that does not parse (written by
+    hand, restored from an older backup) is left out with a log line rather than failing every request."""
+    try:
+        if r.kind == Kind.COMBO:
+            return parse_combo(r.id, r.data)
+        if r.kind == Kind.ALIAS:
+            return parse_alias(r.id, r.data)
+        return parse_fallback(r.id, r.data)
+    except (GatewayError, TypeError, ValueError) as exc:
+        log.error("stored %s %r is skipped, it does not parse: %s", r.kind, r.id, exc)
+        return None
+
+
 def build_snapshot(records: Iterable[Record], cipher: Cipher) -> ConfigSnapshot:
     conns: list[Connection] = []
     nodes: list[ProviderNode] = []
     models: list[CustomModel] = []
     keys: list[ApiKey] = []
+    combos: list[Combo] = []
+    aliases: list[Alias] = []
+    fallbacks: list[FallbackChain] = []
     settings = GatewaySettings()
     for r in records:
         d = r.data
@@ -63,6 +97,7 @@ def build_snapshot(records: Iterable[Record], cipher: Cipher) -> ConfigSnapshot:
                     priority=int(d.get("priority") or 0),
                     enabled=bool(d.get("enabled", True)),
                     default_model=d.get("defaultModel") or None,
+                    rate_limit=rate_limit(d.get("rateLimit")),
                     credential_error=broken,
                 )
             )
@@ -93,7 +128,24 @@ def build_snapshot(records: Iterable[Record], cipher: Cipher) -> ConfigSnapshot:
             )
         elif r.kind == Kind.SETTINGS:
             settings = GatewaySettings.from_data(d)
-    return ConfigSnapshot.build(connections=conns, nodes=nodes, models=models, api_keys=keys, settings=settings)
+        elif r.kind in (Kind.COMBO, Kind.ALIAS, Kind.FALLBACK):
+            item = _routing_record(r)
+            if isinstance(item, Combo):
+                combos.append(item)
+            elif isinstance(item, Alias):
+                aliases.append(item)
+            elif isinstance(item, FallbackChain):
+                fallbacks.append(item)
+    return ConfigSnapshot.build(
+        connections=conns,
+        nodes=nodes,
+        models=models,
+        api_keys=keys,
+        settings=settings,
+        combos=combos,
+        aliases=aliases,
+        fallbacks=fallbacks,
+    )
 
 
 class ConfigCache:
