@@ -191,6 +191,8 @@ async def _complete(
         if cache_key is not None:
             reply.headers["x-omniroute-cache"] = "MISS"
             replay.store(cache_key, StoredReply(reply.status, reply.headers, reply.body), settings.cache_ttl)
+        elif request.headers.get("x-omniroute-no-cache", "").strip().lower() == "true":
+            reply.headers["x-omniroute-cache"] = "MISS"  # asked not to use the cache: not from it
         if scope is not None:
             replay.finish(scope, StoredReply(reply.status, reply.headers, reply.body))
         return Response(reply.body, status_code=reply.status, media_type="application/json", headers=reply.headers)

@@ -167,12 +167,15 @@ class HttpxUpstream:
         stream: bool,
         read_timeout: float | None = None,
     ) -> HttpxResponse:
-        """`read_timeout` replaces the client's for this request: the longest silence between two reads."""
+        """`read_timeout`: the longest silence between two reads for this request; the client's own read
+        timeout (OMNIROUTE_UPSTREAM_READ_TIMEOUT) still applies when it is the shorter one."""
         try:
             if read_timeout is None:
                 request = self._client.build_request(method, url, headers=headers, content=body)
             else:
                 timeout = self._client.timeout
+                if timeout.read is not None:
+                    read_timeout = min(read_timeout, timeout.read)
                 request = self._client.build_request(
                     method,
                     url,

@@ -436,7 +436,7 @@ class Router:
         if verdict.scope is not Scope.NONE:
             model = route.upstream_model if verdict.scope is Scope.MODEL else None
             cooldown = await self._state.mark_cooldown(cid, model, policy, verdict.cooldown, verdict.reason)
-            retry_after = max(cooldown.until - now, 0.0)
+            retry_after = max(cooldown.until - self._state.now(), 0.0)
         elif verdict.cooldown is not None:
             retry_after = verdict.cooldown
         run.tried.append(_Tried(_label(route, conn), verdict.reason, status or err.http_status, retry_after, err))

@@ -21,11 +21,14 @@ def fake_upstream() -> Iterator[ServerThread]:
 
 
 @pytest.fixture
-def fake_state(fake_upstream: ServerThread):  # type: ignore[no-untyped-def]
-    """The fake's in-process state, emptied before each test."""
+def fake_state(fake_upstream: ServerThread, gateway: Gateway):  # type: ignore[no-untyped-def]
+    """The fake's in-process state, emptied before each test, and the shared gateway's routing state reset
+    (a scripted 429 or 401 cools the only account down, which would answer the next test's request)."""
     state = fake_upstream.app.state.fake  # type: ignore[attr-defined]
     state.clear_requests()
     state.clear_script()
+    with gateway.admin() as admin:
+        assert admin.post("/health/reset", json={}).status_code == 200
     return state
 
 
