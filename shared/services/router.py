@@ -240,7 +240,7 @@ class Router:
                 )
                 await self._unprobe(provider, run, probing, policy)
                 return None
-            target_slot = (key, run.owner)
+            target_slot = (key, run.owner) if admission.slot_id is not None else None
         try:
             reply = await self._accounts(leaf, run, config or ComboConfig(), policy, probing)
         except BaseException:
@@ -285,10 +285,12 @@ class Router:
                 return None
             cid = _account_id(route, conn)
             run.seen.add((route.provider_id, route.upstream_model, cid))
-            slot_key: str | None = None
+            slot_key: str | None = None  # set while this request holds a concurrency slot of the account
             if conn is not None and conn.rate_limit.configured:
-                slot_key = f"acct:{conn.id}"
-                admission = await self._state.acquire(slot_key, conn.rate_limit, run.owner, SLOT_SECONDS)
+                key = f"acct:{conn.id}"
+                admission = await self._state.acquire(key, conn.rate_limit, run.owner, SLOT_SECONDS)
+                if admission.slot_id is not None:
+                    slot_key = key
                 if not admission.admitted:
                     run.tried.append(
                         _Tried(
