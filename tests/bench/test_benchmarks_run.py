@@ -12,7 +12,7 @@ import sys
 import pytest
 
 
-@pytest.mark.parametrize("name", ["overhead", "store_backends", "cold_start", "translation"])
+@pytest.mark.parametrize("name", ["overhead", "store_backends", "cold_start", "translation", "routing"])
 def test_quick_benchmark_runs_clean(name: str) -> None:
     run = subprocess.run(
         [sys.executable, "-m", f"bench.{name}", "--quick"], capture_output=True, text=True, timeout=240, check=False
