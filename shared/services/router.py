@@ -52,7 +52,13 @@ PROBE_SECONDS = 30.0
 PriceLookup = Callable[[str, str], float | None]
 
 
-def _no_price(provider: str, model: str) -> float | None:
+def marginal_price(provider: str, model: str) -> float | None:
+    """USD per 1M input tokens a call adds to the bill, where known without a pricing table: nothing for a
+    subscription (OAuth) or a local server; unknown (None, tried after every known price) for API keys.
+    The pricing table of the usage work replaces this lookup with real per-model prices."""
+    spec = get_provider(provider)
+    if spec is not None and spec.auth in (AuthKind.OAUTH, AuthKind.NONE):
+        return 0.0
     return None
 
 
@@ -115,7 +121,7 @@ class Router:
         state: RoutingState,
         *,
         rng: random.Random | None = None,
-        price: PriceLookup = _no_price,
+        price: PriceLookup = marginal_price,
     ) -> None:
         self._chat = chat
         self._state = state

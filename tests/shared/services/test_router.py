@@ -446,3 +446,23 @@ async def test_session_affinity_keeps_a_session_on_one_account(
 
 def _settings(settings: GatewaySettings) -> dict[str, Any]:
     return {"policies": settings.policies}
+
+
+async def test_cost_optimized_sends_to_the_cheapest_known_price(
+    fakes: Fakes, state_of: States, upstream: HttpxUpstream, clock: Clock, routing_store: Store
+) -> None:
+    prices = {"node_a": 3.0, "node_b": None, "node_c": 0.5}
+    state = RoutingState(routing_store, clock=clock, instance_id="test")
+    router = Router(ChatService(upstream), state, price=lambda provider, model: prices[provider])
+    snap = snapshot(fakes, combos=[combo("a/m", "b/m", "c/m", strategy="cost-optimized")])
+    assert (await ask(router, snap)).outcome.provider == "node_c"
+    state_of["c"].add_script([{"status": 503}])
+    assert (await ask(router, snap)).outcome.provider == "node_a"  # then the next known price; unknown last
+
+
+def test_marginal_price_knows_subscriptions_and_local_servers_cost_nothing_more() -> None:
+    from shared.services.router import marginal_price
+
+    assert marginal_price("claude", "claude-sonnet-4-6") == 0.0  # OAuth subscription
+    assert marginal_price("ollama", "llama3.2") == 0.0  # local server
+    assert marginal_price("deepseek", "deepseek-chat") is None  # pay per token: the pricing table knows
