@@ -102,13 +102,24 @@ class StateItems:
     from DynamoDB and never quote item contents.
     """
 
-    def __init__(self, client: Any, table: str, lock: threading.Lock | None) -> None:
+    def __init__(self, client: Any, table: str, lock: threading.Lock | None, make_client: Any = None) -> None:
         self._client = client
+        self._make_client = make_client
+        self._client_lock = threading.Lock()
         self._table = table
         self._lock = lock
 
+    def _ensure_client(self) -> Any:
+        # Built at the first call, not at start-up: loading botocore's DynamoDB model costs tens of
+        # milliseconds a Lambda cold start would otherwise pay before its first answer.
+        if self._client is None:
+            with self._client_lock:
+                if self._client is None:
+                    self._client = self._make_client()
+        return self._client
+
     def _call(self, operation: str, **kwargs: Any) -> dict[str, Any]:
-        method = getattr(self._client, operation)
+        method = getattr(self._ensure_client(), operation)
         if self._lock is None:
             result: dict[str, Any] = method(TableName=self._table, **kwargs)
             return result
@@ -255,7 +266,8 @@ class DynamoRoutingStore:
         lock: threading.Lock | None = None,
         client: Any = None,
     ) -> None:
-        if client is None:
+
+        def make_client() -> Any:
             config = botocore.config.Config(
                 retries={"max_attempts": 3, "mode": "standard"},
                 connect_timeout=2,
@@ -263,10 +275,11 @@ class DynamoRoutingStore:
                 tcp_keepalive=True,
                 max_pool_connections=50,
             )
-            client = botocore.session.get_session().create_client(
+            return botocore.session.get_session().create_client(
                 "dynamodb", region_name=region, endpoint_url=endpoint_url, config=config
             )
-        self._items = StateItems(client, table_name, lock)
+
+        self._items = StateItems(client, table_name, lock, make_client)
 
     # --- the routing view ---------------------------------------------------------------------------
     def load(self, now: float) -> RoutingView:
