@@ -5,12 +5,14 @@ from __future__ import annotations
 import typer
 
 from companion.serve import serve
+from companion.status import status
 from companion.translate import translate
 
 app = typer.Typer(
     help="OmniRoute Edge companion: run the gateway locally and manage your deployment.", no_args_is_help=True
 )
 app.command()(serve)
+app.command()(status)
 app.command()(translate)
 
 

@@ -39,17 +39,23 @@ The deterministic model (`build_reply`)
 Fault injection by model name (the OpenAI fake's names, see `openai_upstream.parse_fault`, plus one)
     error-<status>          answer <status> with Anthropic's envelope (429 adds `retry-after: 1`,
                             529 is `overloaded_error`)
-    slow-<ms>, ttfb-<ms>, drip-<ms>, cut-stream   as in the OpenAI fake (cut-stream sends
-                            message_start, the first block's start, the ping and two deltas, then
-                            drops the connection without message_stop)
+    slow-<ms>, ttfb-<ms>, drip-<ms>, stall-<ms>, cut-stream, cut-before-body, hang
+                            as in the OpenAI fake (cut-stream sends message_start, the first
+                            block's start, the ping and two deltas, then drops the connection
+                            without message_stop; stall-<ms> pauses after message_start)
     stream-error-<status>   stream normally up to the same point, then send `event: error` with
                             the error for <status> (529: overloaded_error) and end the response
 Fault-named models are always accepted; any other model outside `models` is a 404 not_found_error.
 
 Scripted directives: exactly the OpenAI fake's (`openai_upstream.Directive`), consumed one per
-`POST /v1/messages`. A canned 4xx/5xx without a body gets Anthropic's envelope; a canned str body
-is sent verbatim, so `{"status": 200, "headers": {"content-type": "text/event-stream"},
-"body": b"".join(sse_frame(...) ...).decode()}` replays any hand-written stream.
+`POST /v1/messages`:
+    {"status": 529, "headers": {...}, "body": ...}   canned response (no body: Anthropic's envelope)
+    {"delay_ms": 200}                                 wait, then answer normally
+    {"fault": "<any model-name fault above>"}         e.g. "cut-stream", "cut-before-body", "hang"
+    {"fault": "stall-after-first", "stall_ms": 500}   the same as the fault `stall-500`
+A canned 4xx/5xx without a body gets Anthropic's envelope; a canned str body is sent verbatim, so
+`{"status": 200, "headers": {"content-type": "text/event-stream"}, "body": b"".join(sse_frame(...)
+...).decode()}` replays any hand-written stream.
 
 Run standalone:
     python -m tests.fakes.anthropic_upstream --port 8090 [--host 127.0.0.1] [--api-key KEY] [--any-model]
@@ -81,9 +87,11 @@ from .openai_upstream import (
     Directive,
     FakeUpstreamState,
     Fault,
-    PacedResponse,
     RecordedRequest,
     example_for_schema,
+    paced_json,
+    paced_response,
+    pacing_for,
     parse_fault,
     split_evenly,
 )
@@ -839,42 +847,27 @@ class _Handlers:
         body, model, messages = self._validated(request, body, parsed, counting=False)
         fault = fault or parse_fault(model)
         stream_error = parse_stream_error(model)
-        first_delay = gap = 0.0
-        cut = False
-        if fault is not None:
-            if fault.kind == "error":
-                raise injected_error(fault.value, model)
-            if fault.kind == "slow":
-                await asyncio.sleep(fault.value / 1000)
-            elif fault.kind == "ttfb":
-                first_delay = fault.value / 1000
-            elif fault.kind == "drip":
-                gap = fault.value / 1000
-            else:
-                cut = True
+        if fault is not None and fault.kind == "error":
+            raise injected_error(fault.value, model)
+        pacing = await pacing_for(fault)
 
         reply = build_reply(body, messages, interleaved=INTERLEAVED_THINKING_BETA in beta_flags(request))
         message_id = new_message_id()
 
         if body.get("stream") is True:
             frames = stream_frames(message_id, model, reply)
-            if cut or stream_error is not None:
+            if pacing.cut or stream_error is not None:
                 frames = frames[:FRAMES_BEFORE_FAULT]
             if stream_error is not None:
                 frames.append(sse_frame("error", injected_error(stream_error, model).payload()))
             headers = {"content-type": _SSE_CONTENT_TYPE, "cache-control": "no-cache", "request-id": request_id}
-            return PacedResponse(frames, headers=headers, first_delay=first_delay, gap=gap, complete=not cut)
+            return paced_response(frames, headers, pacing)
 
         if stream_error is not None:
             # Without a stream there is no way to fail midway: the error is the whole answer.
             raise injected_error(stream_error, model)
         payload = orjson.dumps(message_object(message_id, model, reply))
-        headers = {"request-id": request_id}
-        if not cut and first_delay == 0:
-            return Response(payload, headers=headers, media_type=_JSON_CONTENT_TYPE)
-        headers |= {"content-type": _JSON_CONTENT_TYPE, "content-length": str(len(payload))}
-        frames = [payload[: len(payload) // 2]] if cut else [payload]
-        return PacedResponse(frames, headers=headers, first_delay=first_delay, complete=not cut)
+        return paced_json(payload, {"request-id": request_id}, pacing)
 
     @staticmethod
     def _canned(directive: Directive, body: object, request_id: str) -> Response:

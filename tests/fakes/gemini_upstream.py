@@ -66,10 +66,18 @@ Choices of the fake (not claims about the real API):
 Fault injection by model name (the OpenAI fake's names, see `openai_upstream.parse_fault`)
     error-<status>   answer <status> in Google's envelope (429 with retry details)
     slow-<ms>, ttfb-<ms>, drip-<ms>   as in the OpenAI fake
+    stall-<ms>       send the first chunk (SSE frame, or `[` and the first element of the JSON array), stay silent
+                     <ms>, then finish normally (non-stream: half the body, the pause, the rest)
     cut-stream       stream the first two chunks, then drop the connection (non-stream: half the body, then drop)
+    cut-before-body  send the 200 status line and headers, then drop the connection before any body byte
+    hang             send nothing at all until the client goes away
 Fault-named models are always accepted; any other model outside `models` is 404 NOT_FOUND.
 
-Scripted directives: exactly the OpenAI fake's (`openai_upstream.Directive`), consumed one per generate request.
+Scripted directives: exactly the OpenAI fake's (`openai_upstream.Directive`), consumed one per generate request:
+    {"status": 503, "headers": {...}, "body": ...}   canned response (no body: Google's envelope for the status)
+    {"delay_ms": 200}                                 wait, then answer normally
+    {"fault": "<any model-name fault above>"}         e.g. "cut-stream", "cut-before-body", "hang"
+    {"fault": "stall-after-first", "stall_ms": 500}   the same as the fault `stall-500`
 A canned 4xx/5xx without a body gets Google's envelope; a canned str body is sent verbatim.
 
 Run standalone:
@@ -103,9 +111,11 @@ from .openai_upstream import (
     Directive,
     FakeUpstreamState,
     Fault,
-    PacedResponse,
     RecordedRequest,
     example_for_schema,
+    paced_json,
+    paced_response,
+    pacing_for,
     parse_fault,
 )
 
@@ -1158,19 +1168,9 @@ class _Handlers:
         body, contents = validate_body(body, model)
 
         fault = fault or parse_fault(model)
-        first_delay = gap = 0.0
-        cut = False
-        if fault is not None:
-            if fault.kind == "error":
-                raise injected_error(fault.value, model, version)
-            if fault.kind == "slow":
-                await asyncio.sleep(fault.value / 1000)
-            elif fault.kind == "ttfb":
-                first_delay = fault.value / 1000
-            elif fault.kind == "drip":
-                gap = fault.value / 1000
-            else:
-                cut = True
+        if fault is not None and fault.kind == "error":
+            raise injected_error(fault.value, model, version)
+        pacing = await pacing_for(fault)
 
         reply = build_reply(body, contents, model)
         response_id = new_response_id()
@@ -1183,16 +1183,12 @@ class _Handlers:
             else:
                 frames = json_array_frames(chunks)
                 headers = {"content-type": _JSON_CONTENT_TYPE}
-            if cut:
+            if pacing.cut:
                 frames = _cut(frames)
-            return PacedResponse(frames, headers=headers, first_delay=first_delay, gap=gap, complete=not cut)
+            return paced_response(frames, headers, pacing)
 
         payload = pretty_json(response_object(reply, model, response_id))
-        if not cut and first_delay == 0:
-            return Response(payload, headers={"content-type": _JSON_CONTENT_TYPE})
-        headers = {"content-type": _JSON_CONTENT_TYPE, "content-length": str(len(payload))}
-        frames = _cut([payload]) if cut else [payload]
-        return PacedResponse(frames, headers=headers, first_delay=first_delay, complete=not cut)
+        return paced_json(payload, {}, pacing, media_type=_JSON_CONTENT_TYPE)
 
     def _count_tokens(self, request: Request, version: str, model: str, body: Any, parsed: bool) -> Response:
         self._check_auth(request)

@@ -13,19 +13,26 @@ Endpoints
     GET    /_fake/script          pending scripted directives; POST appends, DELETE clears
     GET    /_fake/health          readiness probe for out-of-process users
 
-Fault injection by model name (see `parse_fault`)
+Fault injection by model name (see `parse_fault`; every other fake takes the same names)
     error-<status>   answer <status> with OpenAI's error envelope (429 adds `Retry-After: 1`)
     slow-<ms>        wait <ms> before answering (before the response headers)
     ttfb-<ms>        send headers at once, wait <ms> before the first body byte / SSE frame
     drip-<ms>        wait <ms> between SSE frames (lets relay tests observe chunk-by-chunk output)
+    stall-<ms>       send the first SSE frame, stay silent <ms>, then finish normally
+                     (non-stream: the first half of the JSON body, the pause, the rest)
     cut-stream       send the opening frame and two content frames, then drop the connection
                      (non-stream: half the JSON body, then drop)
+    cut-before-body  send the 200 status line and headers (SSE or JSON, with its Content-Length),
+                     then drop the connection before any body byte
+    hang             send nothing at all until the client goes away (a first-byte timeout)
 
 Scripted directives (consumed one per chat request, oldest first, see `Directive`)
     {"status": 429, "headers": {...}, "body": {...}}   canned response; body defaults to
                                                        OpenAI's error envelope for 4xx/5xx
     {"delay_ms": 200}                                   wait, then handle the request normally
     {"fault": "cut-stream"}                             apply a model-name fault to this request
+    {"fault": "stall-after-first", "stall_ms": 500}     the same as the fault `stall-500`
+    `delay_ms` combines with `fault` (the wait comes first); `status` excludes `fault`.
 
 Run standalone (benchmarks use a separate process):
     python -m tests.fakes.openai_upstream --port 8089 [--host 127.0.0.1] [--api-key KEY] [--no-record]
@@ -71,7 +78,11 @@ _DONE_FRAME: Final = b"data: [DONE]\n\n"
 # reply; the `\s+` branch can only match leading whitespace.
 _WORD_PIECES: Final = re.compile(r"\S+\s*|\s+")
 _PARALLEL_WORD: Final = re.compile(r"\bparallel\b", re.IGNORECASE)
-_FAULT_PATTERN: Final = re.compile(r"^(error|slow|ttfb|drip)-(\d+)$")
+_FAULT_PATTERN: Final = re.compile(r"^(error|slow|ttfb|drip|stall)-(\d+)$")
+# Faults that take no number.
+_PLAIN_FAULTS: Final = ("cut-stream", "cut-before-body", "hang")
+# The directive spelling of `stall-<ms>`: {"fault": "stall-after-first", "stall_ms": <ms>}.
+STALL_AFTER_FIRST: Final = "stall-after-first"
 
 
 # --------------------------------------------------------------------------------------------
@@ -147,7 +158,7 @@ def injected_error(status: int, model: str) -> FakeAPIError:
 # Faults and scripted directives
 # --------------------------------------------------------------------------------------------
 
-FaultKind = Literal["error", "slow", "ttfb", "drip", "cut-stream"]
+FaultKind = Literal["error", "slow", "ttfb", "drip", "stall", "cut-stream", "cut-before-body", "hang"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,12 +170,13 @@ class Fault:
 
 
 def parse_fault(name: str) -> Fault | None:
-    """Map a fault name (`error-429`, `slow-200`, `ttfb-100`, `drip-20`, `cut-stream`) to a Fault.
+    """Map a fault name (`error-429`, `slow-200`, `ttfb-100`, `drip-20`, `stall-500`, `cut-stream`,
+    `cut-before-body`, `hang`) to a Fault.
 
     Anything else (including `error-<n>` outside 400..599) is an ordinary model name.
     """
-    if name == "cut-stream":
-        return Fault("cut-stream")
+    if name in _PLAIN_FAULTS:
+        return Fault(cast(FaultKind, name))
     match = _FAULT_PATTERN.match(name)
     if match is None:
         return None
@@ -174,7 +186,74 @@ def parse_fault(name: str) -> Fault | None:
     return Fault(cast(FaultKind, kind), value)
 
 
-_DIRECTIVE_KEYS: Final = frozenset({"status", "headers", "body", "delay_ms", "fault"})
+@dataclass(frozen=True, slots=True)
+class Pacing:
+    """How a successful answer goes out once its fault (other than `error`) is resolved.
+
+    `first_delay` (ttfb), `gap` (drip) and `stall` (after the first frame) are seconds; `cut` drops the
+    connection partway through the body, `headers_only` right after the headers, and `hang` sends nothing.
+    """
+
+    first_delay: float = 0.0
+    gap: float = 0.0
+    stall: float = 0.0
+    cut: bool = False
+    headers_only: bool = False
+    hang: bool = False
+
+    @property
+    def delivers(self) -> bool:
+        """Whether the client gets the whole answer (a fake that stores answers keeps only those)."""
+        return not (self.cut or self.headers_only or self.hang)
+
+
+async def pacing_for(fault: Fault | None) -> Pacing:
+    """Resolve a fault other than `error` (each fake raises its own provider's error for that one).
+
+    `slow` is served here, by waiting before the headers; the others say how the frames are sent.
+    """
+    if fault is None:
+        return Pacing()
+    seconds = fault.value / 1000
+    match fault.kind:
+        case "slow":
+            await asyncio.sleep(seconds)
+            return Pacing()
+        case "ttfb":
+            return Pacing(first_delay=seconds)
+        case "drip":
+            return Pacing(gap=seconds)
+        case "stall":
+            return Pacing(stall=seconds)
+        case "cut-stream":
+            return Pacing(cut=True)
+        case "cut-before-body":
+            return Pacing(headers_only=True)
+        case "hang":
+            return Pacing(hang=True)
+        case _:
+            raise ValueError(f"the {fault.kind!r} fault has no pacing")
+
+
+_DIRECTIVE_KEYS: Final = frozenset({"status", "headers", "body", "delay_ms", "fault", "stall_ms"})
+
+
+def _directive_fault(obj: Mapping[str, Any]) -> Fault | None:
+    """The `fault` of a posted directive (with `stall_ms` for stall-after-first), validated."""
+    fault_name = obj.get("fault")
+    stall_ms = obj.get("stall_ms")
+    if fault_name == STALL_AFTER_FIRST:
+        if not isinstance(stall_ms, int) or isinstance(stall_ms, bool) or stall_ms < 0:
+            raise ValueError(f"'{STALL_AFTER_FIRST}' needs 'stall_ms', a non-negative integer")
+        return Fault("stall", stall_ms)
+    if stall_ms is not None:
+        raise ValueError(f"'stall_ms' only goes with the fault '{STALL_AFTER_FIRST}'")
+    if fault_name is None:
+        return None
+    fault = parse_fault(fault_name) if isinstance(fault_name, str) else None
+    if fault is None:
+        raise ValueError(f"'fault' is not a known fault name: {fault_name!r}")
+    return fault
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,7 +263,8 @@ class Directive:
     `status` set: answer with that status, `headers` and `body` (a JSON value, or a str sent
     verbatim; omitted for a 4xx/5xx means OpenAI's error envelope for that status), skipping all
     normal handling. Otherwise the request is handled normally after `delay_ms`, with `fault`
-    (a model-name fault such as "cut-stream") applied as if the model had that name.
+    (a model-name fault such as "cut-stream", or "stall-after-first" with `stall_ms`) applied as if
+    the model had that name.
     """
 
     status: int | None = None
@@ -215,13 +295,9 @@ class Directive:
         delay = obj.get("delay_ms", 0)
         if not isinstance(delay, int | float) or isinstance(delay, bool) or delay < 0:
             raise ValueError("'delay_ms' must be a non-negative number")
-        fault: Fault | None = None
-        fault_name = obj.get("fault")
-        if fault_name is not None:
-            if not isinstance(fault_name, str) or (fault := parse_fault(fault_name)) is None:
-                raise ValueError(f"'fault' is not a known fault name: {fault_name!r}")
-            if status is not None:
-                raise ValueError("'fault' and 'status' are mutually exclusive")
+        fault = _directive_fault(obj)
+        if fault is not None and status is not None:
+            raise ValueError("'fault' and 'status' are mutually exclusive")
         return cls(
             status=status,
             headers={k.lower(): v for k, v in headers.items()},
@@ -578,9 +654,11 @@ class PacedResponse(Response):
 
     Starlette's StreamingResponse cannot delay after the headers or end a response without its
     final empty message; both are needed here. Each frame is its own `http.response.body` send,
-    so uvicorn writes it as its own HTTP chunk. With `complete=False` the final message is never
-    sent: uvicorn then closes the connection mid-body, which clients see as a protocol error
-    (uvicorn logs "ASGI callable returned without completing response." — expected).
+    so uvicorn writes it as its own HTTP chunk. `first_delay` comes before the first frame,
+    `stall` after it and `gap` between any two. With `complete=False` the final message is never
+    sent: uvicorn then closes the connection mid-body (right after the headers when there are no
+    frames), which clients see as a protocol error (uvicorn logs "ASGI callable returned without
+    completing response." — expected).
     """
 
     def __init__(
@@ -591,6 +669,7 @@ class PacedResponse(Response):
         headers: Mapping[str, str],
         first_delay: float = 0.0,
         gap: float = 0.0,
+        stall: float = 0.0,
         complete: bool = True,
     ) -> None:
         # Response.__init__ is bypassed on purpose: it would compute a Content-Length.
@@ -600,18 +679,55 @@ class PacedResponse(Response):
         self._frames = frames
         self._first_delay = first_delay
         self._gap = gap
+        self._stall = stall
         self._complete = complete
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
-        delay = self._first_delay
-        for chunk in self._frames:
+        for index, chunk in enumerate(self._frames):
+            delay = self._first_delay if index == 0 else self._gap + (self._stall if index == 1 else 0.0)
             if delay > 0:
                 await asyncio.sleep(delay)
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            delay = self._gap
         if self._complete:
             await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+class HangingResponse(Response):
+    """Never answer, not even the status line, until the client goes away (the `hang` fault).
+
+    The request body has been read by then, so the next `receive()` only returns when uvicorn sees
+    the client close the connection (`http.disconnect`); uvicorn logs nothing for a response that
+    was never started to a client that left. A server shut down under a hanging request waits for
+    its graceful timeout, then cancels it.
+    """
+
+    def __init__(self) -> None:
+        # Response.__init__ is bypassed: there is nothing to render.
+        self.status_code = 0
+        self.background = None
+        self.raw_headers = []
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+
+
+def paced_response(frames: Sequence[bytes], headers: Mapping[str, str], pacing: Pacing) -> Response:
+    """`frames` (already shortened by the caller when `pacing.cut`, in its format's own way) sent as
+    `pacing` says."""
+    if pacing.hang:
+        return HangingResponse()
+    if pacing.headers_only:
+        return PacedResponse([], headers=headers, complete=False)
+    return PacedResponse(
+        frames,
+        headers=headers,
+        first_delay=pacing.first_delay,
+        gap=pacing.gap,
+        stall=pacing.stall,
+        complete=not pacing.cut,
+    )
 
 
 def _validate_chat_body(body: object) -> tuple[JSONObject, str, list[JSONObject]]:
@@ -673,13 +789,17 @@ def _validate_chat_body(body: object) -> tuple[JSONObject, str, list[JSONObject]
     return body, model, messages
 
 
-def paced_json(payload: bytes, headers: dict[str, str], *, cut: bool, first_delay: float) -> Response:
-    """A JSON answer, delayed by `first_delay` ms and cut in half by the cut-stream fault."""
-    if not cut and first_delay == 0:
-        return Response(payload, headers=headers, media_type=_JSON_CONTENT_TYPE)
-    headers = headers | {"content-type": _JSON_CONTENT_TYPE, "content-length": str(len(payload))}
-    frames = [payload[: len(payload) // 2]] if cut else [payload]
-    return PacedResponse(frames, headers=headers, first_delay=first_delay, complete=not cut)
+def paced_json(
+    payload: bytes, headers: Mapping[str, str], pacing: Pacing, *, media_type: str = _JSON_CONTENT_TYPE
+) -> Response:
+    """A non-streamed JSON answer under `pacing`. It keeps its Content-Length whatever happens; cut-stream
+    sends its first half, stall-after-first pauses between its halves, and drip has nothing to pace."""
+    if pacing == Pacing():
+        return Response(payload, headers=dict(headers), media_type=media_type)
+    paced_headers = {**headers, "content-type": media_type, "content-length": str(len(payload))}
+    half = len(payload) // 2
+    frames = [payload[:half]] if pacing.cut else [payload[:half], payload[half:]] if pacing.stall else [payload]
+    return paced_response(frames, paced_headers, pacing)
 
 
 def canned_response(directive: Directive, body: object) -> Response:
@@ -772,19 +892,9 @@ class _Handlers:
         body, model, messages = _validate_chat_body(body)
 
         fault = fault or parse_fault(model)
-        first_delay = gap = 0.0
-        cut = False
-        if fault is not None:
-            if fault.kind == "error":
-                raise injected_error(fault.value, model)
-            if fault.kind == "slow":
-                await asyncio.sleep(fault.value / 1000)
-            elif fault.kind == "ttfb":
-                first_delay = fault.value / 1000
-            elif fault.kind == "drip":
-                gap = fault.value / 1000
-            else:
-                cut = True
+        if fault is not None and fault.kind == "error":
+            raise injected_error(fault.value, model)
+        pacing = await pacing_for(fault)
 
         reply = build_reply(body, messages)
         completion_id = "chatcmpl-" + os.urandom(12).hex()
@@ -794,14 +904,13 @@ class _Handlers:
             stream_options = body.get("stream_options")
             include_usage = isinstance(stream_options, dict) and stream_options.get("include_usage") is True
             frames = stream_frames(completion_id, created, model, reply, include_usage)
-            if cut:
+            if pacing.cut:
                 frames = frames[:3]  # opening chunk + two content (or argument) chunks
             headers = {"content-type": _SSE_CONTENT_TYPE, "cache-control": "no-cache", "x-request-id": _request_id()}
-            return PacedResponse(frames, headers=headers, first_delay=first_delay, gap=gap, complete=not cut)
+            return paced_response(frames, headers, pacing)
 
         payload = orjson.dumps(completion_object(completion_id, created, model, reply))
-        headers = {"x-request-id": _request_id()}
-        return paced_json(payload, headers, cut=cut, first_delay=first_delay)
+        return paced_json(payload, {"x-request-id": _request_id()}, pacing)
 
     async def list_models(self, request: Request) -> Response:
         self._check_auth(request)

@@ -59,14 +59,25 @@ Fault injection by model name (the Chat fake's names, see `openai_upstream.parse
     slow-<ms>        wait <ms> before answering (before the response headers)
     ttfb-<ms>        send headers at once, wait <ms> before the first body byte / SSE frame
     drip-<ms>        wait <ms> between SSE frames
+    stall-<ms>       send `response.created`, stay silent <ms>, then finish normally
+                     (non-stream: half the JSON body, the pause, the rest)
     cut-stream       stream up to and including the second delta event, then drop the connection
                      (non-stream: half the JSON body, then drop)
-    fail-stream      stream up to the same point, then send `response.failed` (error code
-                     `server_error`) and end the stream cleanly (non-stream: a 500 server_error)
+    cut-before-body  send the 200 status line and headers, then drop the connection before any
+                     body byte
+    hang             send nothing at all until the client goes away
+    fail-stream      stream up to the same point as cut-stream, then send `response.failed` (error
+                     code `server_error`) and end the stream cleanly (non-stream: a 500 server_error)
 Fault-named models are always accepted; any other model outside `models` is a 400 model_not_found.
+A response that never reaches the client whole (cut-stream, cut-before-body, hang, fail-stream) is
+not stored.
 
 Scripted directives: exactly the Chat fake's (`openai_upstream.Directive`), consumed one per
-`POST /v1/responses`; a canned 4xx/5xx without a body gets OpenAI's envelope for that status.
+`POST /v1/responses`:
+    {"status": 429, "headers": {...}, "body": ...}   canned response (no body: OpenAI's envelope)
+    {"delay_ms": 200}                                 wait, then answer normally
+    {"fault": "<any model-name fault above>"}         except fail-stream, which is a model name only
+    {"fault": "stall-after-first", "stall_ms": 500}   the same as the fault `stall-500`
 
 Run standalone:
     python -m tests.fakes.responses_upstream --port 8091 [--host 127.0.0.1] [--api-key KEY] [--no-record]
@@ -100,13 +111,14 @@ from .openai_upstream import (
     FakeAPIError,
     FakeUpstreamState,
     Fault,
-    PacedResponse,
     RecordedRequest,
     canned_response,
     error_payload,
     example_for_schema,
     injected_error,
     paced_json,
+    paced_response,
+    pacing_for,
     parse_fault,
     split_evenly,
 )
@@ -1011,19 +1023,9 @@ class _Handlers:
         if not _is_fault_model(model) and model not in self.state.models:
             raise model_not_found(model)
 
-        first_delay = gap = 0.0
-        cut = False
-        if fault is not None:
-            if fault.kind == "error":
-                raise injected_error(fault.value, model)
-            if fault.kind == "slow":
-                await asyncio.sleep(fault.value / 1000)
-            elif fault.kind == "ttfb":
-                first_delay = fault.value / 1000
-            elif fault.kind == "drip":
-                gap = fault.value / 1000
-            else:
-                cut = True
+        if fault is not None and fault.kind == "error":
+            raise injected_error(fault.value, model)
+        pacing = await pacing_for(fault)
 
         conversation = resolve_conversation(self.state, validated)
         reply = build_reply(validated, conversation)
@@ -1034,14 +1036,14 @@ class _Handlers:
         final = response_object(
             response_id, created_at, validated, status=status, output=reply.output, usage=reply.usage()
         )
-        if validated.store and not (cut or fail):
+        if validated.store and pacing.delivers and not fail:
             self.state.store(final, conversation)
 
         headers = {"x-request-id": request_id}
         if validated.stream:
             initial = response_object(response_id, created_at, validated, status="in_progress", output=[], usage=None)
             events = stream_events(initial, final, obfuscate=validated.obfuscate)
-            if cut or fail:
+            if pacing.cut or fail:
                 events = events[: cut_point(events)]
             if fail:
                 failed = response_object(
@@ -1056,12 +1058,11 @@ class _Handlers:
                 events.append({"type": "response.failed", "sequence_number": len(events), "response": failed})
             headers |= {"content-type": _SSE_CONTENT_TYPE, "cache-control": "no-cache"}
             frames = [sse_frame(e) for e in events]
-            return PacedResponse(frames, headers=headers, first_delay=first_delay, gap=gap, complete=not cut)
+            return paced_response(frames, headers, pacing)
 
         if fail:
             raise injected_error(500, model)
-        payload = orjson.dumps(final)
-        return paced_json(payload, headers, cut=cut, first_delay=first_delay)
+        return paced_json(orjson.dumps(final), headers, pacing)
 
     async def retrieve(self, request: Request) -> Response:
         await self._record(request)

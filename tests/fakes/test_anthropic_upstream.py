@@ -936,6 +936,149 @@ def test_cut_non_stream_body(client: anthropic.Anthropic) -> None:
 
 
 # --------------------------------------------------------------------------------------------
+# Scripted faults for fallback, circuit-breaker and timeout tests
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "exception", "type_"),
+    [
+        (429, anthropic.RateLimitError, "rate_limit_error"),
+        (500, anthropic.InternalServerError, "api_error"),
+        (503, anthropic.InternalServerError, "api_error"),
+        (529, anthropic.OverloadedError, "overloaded_error"),
+    ],
+)
+def test_canned_status_without_body_is_anthropics_envelope_with_the_scripted_headers(
+    client: anthropic.Anthropic,
+    fake: FakeUpstreamState,
+    status: int,
+    exception: type[anthropic.APIStatusError],
+    type_: str,
+) -> None:
+    fake.add_script([{"status": status, "headers": {"Retry-After": "2"}}])
+    with pytest.raises(exception) as caught:
+        client.messages.create(model=MODEL, max_tokens=10, messages=user("x"))
+    assert caught.value.status_code == status
+    assert caught.value.type == type_
+    assert caught.value.body == {
+        "type": "error",
+        "error": {"type": type_, "message": caught.value.api_message},
+        "request_id": caught.value.request_id,
+    }
+    assert caught.value.response.headers["retry-after"] == "2"  # the script's, not the 429 default of 1
+
+
+def test_scripted_cut_stream_drops_a_stream_midway(http: httpx.Client, fake: FakeUpstreamState) -> None:
+    fake.add_script([{"fault": "cut-stream"}])
+    received: list[bytes] = []
+    payload = {"model": MODEL, "max_tokens": 100, "messages": user("x y"), "stream": True}
+    with (
+        http.stream("POST", "/v1/messages", json=payload) as response,
+        pytest.raises(httpx.RemoteProtocolError),
+    ):
+        received.extend(response.iter_raw())
+    assert shape(sse_events(b"".join(received))) == [
+        "message_start",
+        "start:text",
+        "ping",
+        "delta:text_delta",
+        "delta:text_delta",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("stream", "content_type"), [(False, "application/json"), (True, "text/event-stream; charset=utf-8")]
+)
+def test_cut_before_body_sends_the_headers_then_drops_the_connection(
+    http: httpx.Client, fake: FakeUpstreamState, stream: bool, content_type: str
+) -> None:
+    fake.add_script([{"fault": "cut-before-body"}])
+    received: list[bytes] = []
+    payload = {"model": MODEL, "max_tokens": 10, "messages": user("x"), "stream": stream}
+    with http.stream("POST", "/v1/messages", json=payload) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"] == content_type
+        assert response.headers["request-id"].startswith("req_")
+        # A JSON answer announces its full length; a stream is chunked.
+        assert ("content-length" in response.headers) is not stream
+        with pytest.raises(httpx.RemoteProtocolError):
+            received.extend(response.iter_raw())
+    assert b"".join(received) == b""
+
+
+def test_cut_before_body_is_a_connection_error_in_the_sdk(client: anthropic.Anthropic, fake: FakeUpstreamState) -> None:
+    fake.add_script([{"fault": "cut-before-body"}] * 2)
+    with pytest.raises(anthropic.APIConnectionError):
+        client.messages.create(model=MODEL, max_tokens=10, messages=user("x"))
+    # As with cut-stream, the SDK lets the transport's protocol error through while iterating a stream.
+    with (
+        client.messages.stream(model=MODEL, max_tokens=10, messages=user("x")) as stream,
+        pytest.raises(httpx2.RemoteProtocolError),
+    ):
+        stream.get_final_message()
+
+
+def test_stall_after_first_pauses_after_message_start(http: httpx.Client, fake: FakeUpstreamState) -> None:
+    fake.add_script([{"fault": "stall-after-first", "stall_ms": 600}])
+    payload = {"model": MODEL, "max_tokens": 100, "messages": user("a b"), "stream": True}
+    started = time.perf_counter()
+    with http.stream("POST", "/v1/messages", json=payload) as response:
+        chunks = response.iter_raw()
+        first = next(chunks)
+        first_at = time.perf_counter() - started
+        second = next(chunks)
+        second_at = time.perf_counter() - started
+        rest = b"".join(chunks)
+    assert second_at >= 0.58
+    # Most of the pause falls between the first two frames (the margin absorbs a busy test thread).
+    assert second_at - first_at >= 0.3
+    assert shape(sse_events(first)) == ["message_start"]
+    assert shape(sse_events(first + second + rest))[-1] == "message_stop"
+
+
+def test_stall_after_first_trips_an_idle_timeout(server: ServerThread[Starlette], fake: FakeUpstreamState) -> None:
+    fake.add_script([{"fault": "stall-after-first", "stall_ms": 2000}])
+    received: list[bytes] = []
+    headers = {"x-api-key": API_KEY, "anthropic-version": VERSION}
+    payload = {"model": MODEL, "max_tokens": 10, "messages": user("x"), "stream": True}
+    with (
+        httpx.Client(base_url=server.base_url, headers=headers, timeout=httpx.Timeout(5.0, read=0.5)) as impatient,
+        impatient.stream("POST", "/v1/messages", json=payload) as response,
+        pytest.raises(httpx.ReadTimeout),
+    ):
+        received.extend(response.iter_raw())
+    assert shape(sse_events(b"".join(received))) == ["message_start"]
+
+
+def test_stall_after_first_then_answers_normally(client: anthropic.Anthropic, fake: FakeUpstreamState) -> None:
+    fake.add_script([{"fault": "stall-after-first", "stall_ms": 200}] * 2)
+    started = time.perf_counter()
+    message = client.messages.create(model=MODEL, max_tokens=100, messages=user("paused"))
+    assert time.perf_counter() - started >= 0.19  # non-stream: between the two halves of the body
+    assert message.content[0].type == "text" and message.content[0].text == REPLY_PREFIX + "paused"
+    with client.messages.stream(model=MODEL, max_tokens=100, messages=user("paused")) as stream:
+        assert stream.get_final_text() == REPLY_PREFIX + "paused"
+
+
+def test_hang_sends_nothing_until_the_client_gives_up(server: ServerThread[Starlette], fake: FakeUpstreamState) -> None:
+    fake.add_script([{"fault": "hang"}] * 2)
+    headers = {"x-api-key": API_KEY, "anthropic-version": VERSION}
+    payload = {"model": MODEL, "max_tokens": 10, "messages": user("anyone?"), "stream": True}
+    with httpx.Client(base_url=server.base_url, headers=headers, timeout=httpx.Timeout(5.0, read=0.3)) as impatient:
+        started = time.perf_counter()
+        with pytest.raises(httpx.ReadTimeout):
+            impatient.post("/v1/messages", json=payload)
+        assert time.perf_counter() - started >= 0.29
+    with (
+        anthropic.Anthropic(base_url=server.base_url, api_key=API_KEY, max_retries=0, timeout=0.3) as sdk,
+        pytest.raises(anthropic.APITimeoutError),
+    ):
+        sdk.messages.create(model=MODEL, max_tokens=10, messages=user("anyone?"))
+    assert len(fake.requests) == 2  # accepted and recorded, just never answered
+
+
+# --------------------------------------------------------------------------------------------
 # Script queue and recording
 # --------------------------------------------------------------------------------------------
 
@@ -1041,6 +1184,7 @@ def test_fault_names() -> None:
     assert parse_stream_error("stream-error-99") is None
     assert parse_stream_error(MODEL) is None
     assert is_fault_model("error-429") and is_fault_model("cut-stream") and is_fault_model("stream-error-500")
+    assert is_fault_model("stall-300") and is_fault_model("cut-before-body") and is_fault_model("hang")
     assert not is_fault_model(MODEL)
 
 

@@ -840,6 +840,142 @@ def test_control_plane(http: httpx.Client, fake: FakeUpstreamState) -> None:
 
 
 # --------------------------------------------------------------------------------------------
+# Scripted faults for fallback, circuit-breaker and timeout tests
+# --------------------------------------------------------------------------------------------
+
+SSE_PATH = f"/v1beta/models/{MODEL}:streamGenerateContent?alt=sse"
+ARRAY_PATH = f"/v1beta/models/{MODEL}:streamGenerateContent"
+PLAIN_PATH = f"/v1beta/models/{MODEL}:generateContent"
+
+
+@pytest.mark.parametrize(
+    ("status", "error_type", "status_name"),
+    [
+        (429, errors.ClientError, "RESOURCE_EXHAUSTED"),
+        (500, errors.ServerError, "INTERNAL"),
+        (503, errors.ServerError, "UNAVAILABLE"),
+    ],
+)
+def test_canned_status_without_body_is_googles_envelope_with_the_scripted_headers(
+    client: genai.Client, fake: FakeUpstreamState, status: int, error_type: type[errors.APIError], status_name: str
+) -> None:
+    fake.add_script([{"status": status, "headers": {"Retry-After": "2"}}])
+    with pytest.raises(error_type) as caught:
+        client.models.generate_content(model=MODEL, contents="x")
+    assert (caught.value.code, caught.value.status) == (status, status_name)
+    assert caught.value.message
+    assert caught.value.response is not None
+    assert caught.value.response.headers["retry-after"] == "2"
+
+
+def test_scripted_cut_stream_drops_the_sse_stream_midway(http: httpx.Client, fake: FakeUpstreamState) -> None:
+    fake.add_script([{"fault": "cut-stream"}])
+    received: list[bytes] = []
+    with (
+        http.stream("POST", SSE_PATH, json={"contents": [user("one two three")]}) as response,
+        pytest.raises(httpx.RemoteProtocolError),
+    ):
+        received.extend(response.iter_raw())
+    chunks = sse_chunks(b"".join(received))
+    assert [c["candidates"][0]["content"]["parts"][0]["text"] for c in chunks] == ["Hello ", "from "]
+
+
+@pytest.mark.parametrize(
+    ("path", "content_type", "chunked"),
+    [
+        (PLAIN_PATH, "application/json; charset=UTF-8", False),
+        (SSE_PATH, "text/event-stream", True),
+        (ARRAY_PATH, "application/json; charset=UTF-8", True),
+    ],
+)
+def test_cut_before_body_sends_the_headers_then_drops_the_connection(
+    http: httpx.Client, fake: FakeUpstreamState, path: str, content_type: str, chunked: bool
+) -> None:
+    fake.add_script([{"fault": "cut-before-body"}])
+    received: list[bytes] = []
+    with http.stream("POST", path, json={"contents": [user("x")]}) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"] == content_type
+        # A plain answer announces its full length; a stream is chunked.
+        assert ("content-length" in response.headers) is not chunked
+        with pytest.raises(httpx.RemoteProtocolError):
+            received.extend(response.iter_raw())
+    assert b"".join(received) == b""
+
+
+def test_cut_before_body_is_a_transport_error_in_the_sdk(client: genai.Client, fake: FakeUpstreamState) -> None:
+    fake.add_script([{"fault": "cut-before-body"}] * 2)
+    with pytest.raises((httpx.TransportError, httpx2.TransportError)):
+        client.models.generate_content(model=MODEL, contents="x")
+    with pytest.raises((httpx.TransportError, httpx2.TransportError)):
+        list(client.models.generate_content_stream(model=MODEL, contents="x"))
+
+
+@pytest.mark.parametrize(("path", "opening"), [(SSE_PATH, b"data: "), (ARRAY_PATH, b"[{")])
+def test_stall_after_first_pauses_after_the_first_chunk(
+    http: httpx.Client, fake: FakeUpstreamState, path: str, opening: bytes
+) -> None:
+    fake.add_script([{"fault": "stall-after-first", "stall_ms": 600}])
+    started = time.perf_counter()
+    with http.stream("POST", path, json={"contents": [user("a b")]}) as response:
+        chunks = response.iter_raw()
+        first = next(chunks)
+        first_at = time.perf_counter() - started
+        second = next(chunks)
+        second_at = time.perf_counter() - started
+        rest = b"".join(chunks)
+    assert second_at >= 0.58
+    # Most of the pause falls between the first two frames (the margin absorbs a busy test thread).
+    assert second_at - first_at >= 0.3
+    assert first.startswith(opening)
+    whole = first + second + rest
+    parsed = sse_chunks(whole) if path == SSE_PATH else json.loads(whole)
+    assert parsed[-1]["candidates"][0]["finishReason"] == "STOP"
+
+
+def test_stall_after_first_trips_an_idle_timeout(server: ServerThread[Starlette], fake: FakeUpstreamState) -> None:
+    fake.add_script([{"fault": "stall-after-first", "stall_ms": 2000}])
+    received: list[bytes] = []
+    with (
+        httpx.Client(
+            base_url=server.base_url, headers={"x-goog-api-key": API_KEY}, timeout=httpx.Timeout(5.0, read=0.5)
+        ) as impatient,
+        impatient.stream("POST", SSE_PATH, json={"contents": [user("x")]}) as response,
+        pytest.raises(httpx.ReadTimeout),
+    ):
+        received.extend(response.iter_raw())
+    assert len(sse_chunks(b"".join(received))) == 1
+
+
+def test_stall_after_first_then_answers_normally(client: genai.Client, fake: FakeUpstreamState) -> None:
+    fake.add_script([{"fault": "stall-after-first", "stall_ms": 200}] * 2)
+    started = time.perf_counter()
+    assert client.models.generate_content(model=MODEL, contents="paused").text == REPLY_PREFIX + "paused"
+    assert time.perf_counter() - started >= 0.19  # non-stream: between the two halves of the body
+    streamed = client.models.generate_content_stream(model=MODEL, contents="paused")
+    assert "".join(chunk.text or "" for chunk in streamed) == REPLY_PREFIX + "paused"
+
+
+def test_hang_sends_nothing_until_the_client_gives_up(server: ServerThread[Starlette], fake: FakeUpstreamState) -> None:
+    fake.add_script([{"fault": "hang"}] * 2)
+    with httpx.Client(
+        base_url=server.base_url, headers={"x-goog-api-key": API_KEY}, timeout=httpx.Timeout(5.0, read=0.3)
+    ) as impatient:
+        started = time.perf_counter()
+        with pytest.raises(httpx.ReadTimeout):
+            impatient.post(SSE_PATH, json={"contents": [user("anyone?")]})
+        assert time.perf_counter() - started >= 0.29
+    sdk = genai.Client(
+        vertexai=False,
+        api_key=API_KEY,
+        http_options=types.HttpOptions(base_url=server.base_url, api_version="v1beta", timeout=300),
+    )
+    with sdk, pytest.raises((httpx.TimeoutException, httpx2.TimeoutException)):
+        sdk.models.generate_content(model=MODEL, contents="anyone?")
+    assert len(fake.requests) == 2  # accepted and recorded, just never answered
+
+
+# --------------------------------------------------------------------------------------------
 # Models and token counting
 # --------------------------------------------------------------------------------------------
 

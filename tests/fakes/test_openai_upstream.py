@@ -564,6 +564,141 @@ def test_cut_non_stream_body(client: openai.OpenAI) -> None:
 
 
 # --------------------------------------------------------------------------------------------
+# Scripted faults for fallback, circuit-breaker and timeout tests
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "exception", "type_"),
+    [
+        (429, openai.RateLimitError, "rate_limit_exceeded"),
+        (500, openai.InternalServerError, "server_error"),
+        (503, openai.InternalServerError, "service_unavailable_error"),
+    ],
+)
+def test_canned_status_without_body_is_openais_envelope_with_the_scripted_headers(
+    client: openai.OpenAI,
+    fake: FakeUpstreamState,
+    status: int,
+    exception: type[openai.APIStatusError],
+    type_: str,
+) -> None:
+    fake.add_script([{"status": status, "headers": {"Retry-After": "2"}}])
+    with pytest.raises(exception) as caught:
+        client.chat.completions.create(model="m", messages=user("x"))
+    assert caught.value.status_code == status
+    assert caught.value.type == type_
+    assert set(caught.value.response.json()["error"]) == {"message", "type", "param", "code"}
+    assert caught.value.response.headers["retry-after"] == "2"  # the script's, not the 429 default of 1
+
+
+def test_scripted_cut_stream_drops_a_stream_midway(client: openai.OpenAI, fake: FakeUpstreamState) -> None:
+    fake.add_script([{"fault": "cut-stream"}])
+    received: list[str] = []
+
+    def consume(stream: openai.Stream[ChatCompletionChunk]) -> None:
+        received.extend(c.choices[0].delta.content or "" for c in stream if c.choices)
+
+    stream = client.chat.completions.create(model="gpt-4o", messages=user("never finished"), stream=True)
+    with stream, pytest.raises(openai.APIConnectionError):
+        consume(stream)
+    assert received == ["", "Hello ", "from "]
+
+
+@pytest.mark.parametrize(
+    ("stream", "content_type"), [(False, "application/json"), (True, "text/event-stream; charset=utf-8")]
+)
+def test_cut_before_body_sends_the_headers_then_drops_the_connection(
+    http: httpx.Client, fake: FakeUpstreamState, stream: bool, content_type: str
+) -> None:
+    fake.add_script([{"fault": "cut-before-body"}])
+    received: list[bytes] = []
+    with http.stream("POST", "/v1/chat/completions", json={"model": "m", "messages": user("x"), "stream": stream}) as r:
+        assert r.status_code == 200
+        assert r.headers["content-type"] == content_type
+        # A JSON answer announces its full length; a stream is chunked.
+        assert ("content-length" in r.headers) is not stream
+        with pytest.raises(httpx.RemoteProtocolError):
+            received.extend(r.iter_raw())
+    assert b"".join(received) == b""
+
+
+def test_cut_before_body_is_a_connection_error_in_the_sdk(client: openai.OpenAI, fake: FakeUpstreamState) -> None:
+    fake.add_script([{"fault": "cut-before-body"}] * 2)
+    with pytest.raises(openai.APIConnectionError):
+        client.chat.completions.create(model="m", messages=user("x"))
+    stream = client.chat.completions.create(model="m", messages=user("x"), stream=True)
+    with stream, pytest.raises(openai.APIConnectionError):
+        list(stream)
+
+
+def test_stall_after_first_pauses_between_the_first_two_frames(http: httpx.Client, fake: FakeUpstreamState) -> None:
+    fake.add_script([{"fault": "stall-after-first", "stall_ms": 600}])
+    started = time.perf_counter()
+    with http.stream("POST", "/v1/chat/completions", json={"model": "m", "messages": user("a b"), "stream": True}) as r:
+        chunks = r.iter_raw()
+        first = next(chunks)
+        first_at = time.perf_counter() - started
+        second = next(chunks)
+        second_at = time.perf_counter() - started
+        rest = b"".join(chunks)
+    assert second_at >= 0.58
+    # Most of the pause falls between the first two frames (the margin absorbs a busy test thread).
+    assert second_at - first_at >= 0.3
+    assert first.count(b"data: ") == 1  # the opening frame alone
+    assert (first + second + rest).endswith(b"data: [DONE]\n\n")
+
+
+def test_stall_after_first_trips_an_idle_timeout(server: ServerThread[Starlette], fake: FakeUpstreamState) -> None:
+    fake.add_script([{"fault": "stall-after-first", "stall_ms": 2000}])
+    received: list[bytes] = []
+    payload = {"model": "m", "messages": user("x"), "stream": True}
+    with (
+        httpx.Client(base_url=server.base_url, timeout=httpx.Timeout(5.0, read=0.5)) as impatient,
+        impatient.stream("POST", "/v1/chat/completions", json=payload) as response,
+        pytest.raises(httpx.ReadTimeout),
+    ):
+        received.extend(response.iter_raw())
+    assert b"".join(received).count(b"data: ") == 1
+
+
+def test_stall_after_first_then_answers_normally(client: openai.OpenAI, fake: FakeUpstreamState) -> None:
+    fake.add_script([{"fault": "stall-after-first", "stall_ms": 200}] * 2)
+    started = time.perf_counter()
+    completion = client.chat.completions.create(model="m", messages=user("paused"))
+    assert time.perf_counter() - started >= 0.19  # non-stream: between the two halves of the body
+    assert completion.choices[0].message.content == REPLY_PREFIX + "paused"
+    stream = client.chat.completions.create(model="m", messages=user("paused"), stream=True)
+    assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices) == REPLY_PREFIX + "paused"
+
+
+def test_hang_sends_nothing_until_the_client_gives_up(server: ServerThread[Starlette], fake: FakeUpstreamState) -> None:
+    fake.add_script([{"fault": "hang"}] * 2)
+    with httpx.Client(base_url=server.base_url, timeout=httpx.Timeout(5.0, read=0.3)) as impatient:
+        started = time.perf_counter()
+        with pytest.raises(httpx.ReadTimeout):
+            impatient.post("/v1/chat/completions", json={"model": "m", "messages": user("anyone?"), "stream": True})
+        assert time.perf_counter() - started >= 0.29
+    with (
+        openai.OpenAI(base_url=server.url("/v1"), api_key=API_KEY, max_retries=0, timeout=0.3) as sdk,
+        pytest.raises(openai.APITimeoutError),
+    ):
+        sdk.chat.completions.create(model="m", messages=user("anyone?"))
+    assert len(fake.requests) == 2  # accepted and recorded, just never answered
+
+
+def test_hang_ends_when_the_client_goes_away() -> None:
+    with ServerThread(create_app(), graceful_timeout=5) as own:
+        own.app.state.fake.add_script([{"fault": "hang"}])
+        with pytest.raises(httpx.ReadTimeout):
+            httpx.post(own.url("/v1/chat/completions"), json={"model": "m", "messages": user("x")}, timeout=0.2)
+        # The connection is closed: the next request is served, and shutdown has nothing to wait for.
+        assert httpx.post(own.url("/v1/chat/completions"), json={"model": "m", "messages": user("x")}).is_success
+        stopping = time.perf_counter()
+    assert time.perf_counter() - stopping < 2.0  # a handler still hanging would hold shutdown for 5 s
+
+
+# --------------------------------------------------------------------------------------------
 # Script queue and recording
 # --------------------------------------------------------------------------------------------
 
@@ -616,7 +751,20 @@ def test_script_can_be_cleared_and_rejects_bad_directives(http: httpx.Client, fa
     http.post("/_fake/script", json=[{"delay_ms": 1}, {"delay_ms": 2}])
     assert http.delete("/_fake/script").json() == {"cleared": 2}
     assert len(fake.script) == 0
-    bad_scripts: list[object] = [[{"statuz": 500}], [{"status": "500"}], [{"fault": "melt"}], [3], [{}], "{"]
+    bad_scripts: list[object] = [
+        [{"statuz": 500}],
+        [{"status": "500"}],
+        [{"fault": "melt"}],
+        [{"fault": "cut-stream", "status": 500}],
+        [{"fault": "stall-after-first"}],
+        [{"fault": "stall-after-first", "stall_ms": -1}],
+        [{"fault": "stall-after-first", "stall_ms": 1.5}],
+        [{"fault": "hang", "stall_ms": 100}],
+        [{"stall_ms": 100}],
+        [3],
+        [{}],
+        "{",
+    ]
     for bad in bad_scripts:
         response = http.post("/_fake/script", json=bad)
         assert response.status_code == 400, bad
@@ -667,6 +815,16 @@ def test_parse_fault() -> None:
     assert parse_fault("ttfb-250") == Fault("ttfb", 250)
     assert parse_fault("slow-0") == Fault("slow", 0)
     assert parse_fault("cut-stream") == Fault("cut-stream")
+    assert parse_fault("stall-500") == Fault("stall", 500)
+    assert parse_fault("cut-before-body") == Fault("cut-before-body")
+    assert parse_fault("hang") == Fault("hang")
+    assert parse_fault("hang-10") is None
+
+
+def test_stall_after_first_is_the_directive_spelling_of_stall(fake: FakeUpstreamState) -> None:
+    fake.add_script([{"fault": "stall-after-first", "stall_ms": 250}, {"fault": "stall-250"}])
+    assert [d.fault for d in fake.script] == [Fault("stall", 250)] * 2
+    assert fake.script[0].source == {"fault": "stall-after-first", "stall_ms": 250}
 
 
 def test_server_thread_lifecycle() -> None:

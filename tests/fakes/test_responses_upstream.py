@@ -849,6 +849,116 @@ def test_cut_point_falls_back_to_before_the_terminal_event() -> None:
 
 
 # --------------------------------------------------------------------------------------------
+# Scripted faults for fallback, circuit-breaker and timeout tests
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "exception", "type_"),
+    [
+        (429, openai.RateLimitError, "rate_limit_exceeded"),
+        (500, openai.InternalServerError, "server_error"),
+        (503, openai.InternalServerError, "service_unavailable_error"),
+    ],
+)
+def test_canned_status_without_body_is_openais_envelope_with_the_scripted_headers(
+    client: openai.OpenAI, fake: ResponsesState, status: int, exception: type[openai.APIStatusError], type_: str
+) -> None:
+    fake.add_script([{"status": status, "headers": {"Retry-After": "2"}}])
+    with pytest.raises(exception) as caught:
+        client.responses.create(model="gpt-4o", input="x")
+    assert caught.value.status_code == status
+    assert caught.value.type == type_
+    assert set(caught.value.response.json()["error"]) == {"message", "type", "param", "code"}
+    assert caught.value.response.headers["retry-after"] == "2"  # the script's, not the 429 default of 1
+
+
+@pytest.mark.parametrize(
+    ("stream", "content_type"), [(False, "application/json"), (True, "text/event-stream; charset=utf-8")]
+)
+def test_cut_before_body_sends_the_headers_then_drops_the_connection(
+    http: httpx.Client, fake: ResponsesState, stream: bool, content_type: str
+) -> None:
+    fake.add_script([{"fault": "cut-before-body"}])
+    received: list[bytes] = []
+    with http.stream("POST", "/v1/responses", json={"model": "gpt-4o", "input": "x", "stream": stream}) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"] == content_type
+        assert response.headers["x-request-id"].startswith("req_")
+        # A JSON answer announces its full length; a stream is chunked.
+        assert ("content-length" in response.headers) is not stream
+        with pytest.raises(httpx.RemoteProtocolError):
+            received.extend(response.iter_raw())
+    assert b"".join(received) == b""
+    assert fake.responses == {}  # never delivered, so never stored
+
+
+def test_cut_before_body_is_a_connection_error_in_the_sdk(client: openai.OpenAI, fake: ResponsesState) -> None:
+    fake.add_script([{"fault": "cut-before-body"}] * 2)
+    with pytest.raises(openai.APIConnectionError):
+        client.responses.create(model="gpt-4o", input="x")
+    with client.responses.stream(model="gpt-4o", input="x") as stream, pytest.raises(openai.APIConnectionError):
+        list(stream)
+
+
+def test_stall_after_first_pauses_after_response_created(http: httpx.Client, fake: ResponsesState) -> None:
+    fake.add_script([{"fault": "stall-after-first", "stall_ms": 600}])
+    started = time.perf_counter()
+    with http.stream("POST", "/v1/responses", json={"model": "gpt-4o", "input": "a b", "stream": True}) as response:
+        chunks = response.iter_raw()
+        first = next(chunks)
+        first_at = time.perf_counter() - started
+        second = next(chunks)
+        second_at = time.perf_counter() - started
+        rest = b"".join(chunks)
+    assert second_at >= 0.58
+    # Most of the pause falls between the first two frames (the margin absorbs a busy test thread).
+    assert second_at - first_at >= 0.3
+    assert [name for name, _ in sse_events(first)] == ["response.created"]
+    assert collapse([name for name, _ in sse_events(first + second + rest)]) == TEXT_STREAM
+    assert len(fake.responses) == 1  # delivered in the end, so stored
+
+
+def test_stall_after_first_trips_an_idle_timeout(server: ServerThread[Starlette], fake: ResponsesState) -> None:
+    fake.add_script([{"fault": "stall-after-first", "stall_ms": 2000}])
+    received: list[bytes] = []
+    headers = {"authorization": f"Bearer {API_KEY}"}
+    with (
+        httpx.Client(base_url=server.base_url, headers=headers, timeout=httpx.Timeout(5.0, read=0.5)) as impatient,
+        impatient.stream("POST", "/v1/responses", json={"model": "gpt-4o", "input": "x", "stream": True}) as response,
+        pytest.raises(httpx.ReadTimeout),
+    ):
+        received.extend(response.iter_raw())
+    assert [name for name, _ in sse_events(b"".join(received))] == ["response.created"]
+
+
+def test_stall_after_first_then_answers_normally(client: openai.OpenAI, fake: ResponsesState) -> None:
+    fake.add_script([{"fault": "stall-after-first", "stall_ms": 200}] * 2)
+    started = time.perf_counter()
+    assert client.responses.create(model="gpt-4o", input="paused").output_text == REPLY_PREFIX + "paused"
+    assert time.perf_counter() - started >= 0.19  # non-stream: between the two halves of the body
+    with client.responses.stream(model="gpt-4o", input="paused") as stream:
+        assert stream.get_final_response().output_text == REPLY_PREFIX + "paused"
+
+
+def test_hang_sends_nothing_until_the_client_gives_up(server: ServerThread[Starlette], fake: ResponsesState) -> None:
+    fake.add_script([{"fault": "hang"}] * 2)
+    headers = {"authorization": f"Bearer {API_KEY}"}
+    with httpx.Client(base_url=server.base_url, headers=headers, timeout=httpx.Timeout(5.0, read=0.3)) as impatient:
+        started = time.perf_counter()
+        with pytest.raises(httpx.ReadTimeout):
+            impatient.post("/v1/responses", json={"model": "gpt-4o", "input": "anyone?", "stream": True})
+        assert time.perf_counter() - started >= 0.29
+    with (
+        openai.OpenAI(base_url=server.url("/v1"), api_key=API_KEY, max_retries=0, timeout=0.3) as sdk,
+        pytest.raises(openai.APITimeoutError),
+    ):
+        sdk.responses.create(model="gpt-4o", input="anyone?")
+    assert len(fake.requests) == 2  # accepted and recorded, just never answered
+    assert fake.responses == {}
+
+
+# --------------------------------------------------------------------------------------------
 # Script queue
 # --------------------------------------------------------------------------------------------
 
