@@ -8,6 +8,9 @@ connection, a stream cut before and after its first byte). Each test starts from
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +21,7 @@ import httpx
 import openai
 import pytest
 
-from tests.e2e.harness import Gateway
+from tests.e2e.harness import ADMIN_TOKEN, Gateway
 from tests.fakes.anthropic_upstream import create_app as anthropic_app
 from tests.fakes.gemini_upstream import create_app as gemini_app
 from tests.fakes.openai_upstream import create_app as openai_app
@@ -267,3 +270,23 @@ def test_health_reset_clears_breakers_and_cooldowns(gw: Gateway, clean: dict[str
     assert reset["breakers"] >= 1 and reset["cooldowns"] >= 1
     report = health(gw)
     assert not report["cooldowns"] and all(b["state"] == "closed" for b in report["breakers"])
+
+
+def test_omniroute_status_shows_the_live_gateway(gw: Gateway, clean: dict[str, Any]) -> None:
+    clean["oa"].add_script([{"status": 500}, {"status": 500}])
+    for _ in range(2):
+        oai(gw).chat.completions.create(model=COMBO, messages=MESSAGES)
+    omniroute = Path(sys.executable).with_name("omniroute")
+    env = {**os.environ, "OMNIROUTE_ADMIN_TOKEN": ADMIN_TOKEN, "COLUMNS": "200"}
+    shown = subprocess.run(
+        [str(omniroute), "status", "--url", gw.base_url], capture_output=True, text=True, env=env, timeout=30
+    )
+    assert shown.returncode == 0, shown.stderr
+    node = next(b["provider"] for b in health(gw)["breakers"] if b["state"] == "open")
+    assert node in shown.stdout and "open" in shown.stdout and ADMIN_TOKEN not in shown.stdout + shown.stderr
+    reset = subprocess.run(
+        [str(omniroute), "status", "--url", gw.base_url, "--reset", "--provider", node],
+        capture_output=True, text=True, env=env, timeout=30,
+    )  # fmt: skip
+    assert reset.returncode == 0, reset.stderr
+    assert all(b["state"] == "closed" for b in health(gw)["breakers"])
