@@ -28,7 +28,6 @@ from shared.providers.spec import WireFormat
 from shared.services.auth import authenticate, guard_browser_origin, presented_key, require_api_key
 from shared.services.chat import JsonReply, header_safe
 from shared.services.container import Services
-from shared.services.stream_guard import guard
 from shared.web.disconnect import ClientGone, unless_disconnected
 from shared.web.errors import add_error_handlers
 from shared.web.request_id import FinishHook, RequestIdMiddleware, Timing
@@ -197,19 +196,17 @@ async def _complete(
             replay.finish(scope, StoredReply(reply.status, reply.headers, reply.body))
         return Response(reply.body, status_code=reply.status, media_type="application/json", headers=reply.headers)
     progress = request.headers.get("x-omniroute-progress", "").strip().lower() == "true"
-    chunks, stop = guard(reply.chunks, keepalive=settings.keepalive_interval, progress=progress)
+    chunks = reply.chunks
     if scope is not None:
         outcome = reply.outcome
         chunks = replay.recording(scope, chunks, reply.headers, lambda: outcome.error is not None)
-    upstream_close = reply.aclose
-
-    async def close() -> None:
-        try:
-            await stop()
-        finally:
-            await upstream_close()
-
-    return RelayResponse(chunks, on_close=close, headers={**_SSE_HEADERS, **reply.headers})
+    return RelayResponse(
+        chunks,
+        on_close=reply.aclose,
+        headers={**_SSE_HEADERS, **reply.headers},
+        keepalive=settings.keepalive_interval,
+        progress=progress,
+    )
 
 
 def _stored_response(stored: StoredReply, extra: dict[str, str]) -> Response:
