@@ -641,35 +641,46 @@ def print_added(mode: str, dists: dict[str, Dist], paired: Dist | None) -> bool:
     return ok
 
 
+def start_stack(
+    servers: Servers, workdir: Path, gateway_env: dict[str, str] | None = None
+) -> tuple[Server, Server, Server, str]:
+    """The fake upstream, the bare proxy in front of it and `omniroute serve` (API keys required), each on a
+    free loopback port and answering; returns them and the gateway's admin token."""
+    fake_port, bare_port, gw_port = free_port(), free_port(), free_port()
+    fake = servers.spawn(
+        "fake-upstream",
+        [sys.executable, "-m", "tests.fakes.openai_upstream", "--no-record", "--port", str(fake_port)],
+        fake_port,
+    )
+    bare = servers.spawn(
+        "bare-proxy",
+        [sys.executable, "-m", "bench.bare_proxy", "--port", str(bare_port), "--upstream", fake.base_url],
+        bare_port,
+    )
+    admin_token = "omni-admin-bench-" + secrets.token_urlsafe(16)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OMNIROUTE_")}
+    env |= {
+        "OMNIROUTE_DATA_DIR": str(workdir / "gateway-data"),
+        "OMNIROUTE_ADMIN_TOKEN": admin_token,
+        "OMNIROUTE_REQUIRE_API_KEY": "true",
+        **(gateway_env or {}),
+    }
+    gateway = servers.spawn(
+        "gateway", [sys.executable, "-m", "companion.cli", "serve", "--port", str(gw_port)], gw_port, env
+    )
+    servers.wait_ready(fake, "/_fake/health")
+    servers.wait_ready(bare, "/")
+    servers.wait_ready(gateway, "/healthz")
+    return fake, bare, gateway, admin_token
+
+
 def run(args: argparse.Namespace) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="omniroute-bench-"))
     servers = Servers(workdir)
     started = time.monotonic()
     try:
-        fake_port, bare_port, gw_port = free_port(), free_port(), free_port()
-        fake = servers.spawn(
-            "fake-upstream",
-            [sys.executable, "-m", "tests.fakes.openai_upstream", "--no-record", "--port", str(fake_port)],
-            fake_port,
-        )
-        bare = servers.spawn(
-            "bare-proxy",
-            [sys.executable, "-m", "bench.bare_proxy", "--port", str(bare_port), "--upstream", fake.base_url],
-            bare_port,
-        )
-        admin_token = "omni-admin-bench-" + secrets.token_urlsafe(16)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("OMNIROUTE_")}
-        env |= {
-            "OMNIROUTE_DATA_DIR": str(workdir / "gateway-data"),
-            "OMNIROUTE_ADMIN_TOKEN": admin_token,
-            "OMNIROUTE_REQUIRE_API_KEY": "true",
-        }
-        gateway = servers.spawn(
-            "gateway", [sys.executable, "-m", "companion.cli", "serve", "--port", str(gw_port)], gw_port, env
-        )
-        servers.wait_ready(fake, "/_fake/health")
-        servers.wait_ready(bare, "/")
-        servers.wait_ready(gateway, "/healthz")
+        fake, bare, gateway, admin_token = start_stack(servers, workdir)
+        fake_port, bare_port, gw_port = fake.port, bare.port, gateway.port
         gateway_key = configure_gateway(gateway.base_url, admin_token, fake.base_url)
         targets = [
             Target("direct", fake_port, UPSTREAM_MODEL, "sk-bench-direct-0123456789", fake.proc.pid),

@@ -21,10 +21,7 @@ every 2 s); the admin calls that read the counters are measured alone and subtra
 from __future__ import annotations
 
 import argparse
-import os
-import secrets
 import shutil
-import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -33,15 +30,7 @@ from typing import Any
 
 import httpx
 
-from bench.overhead import (
-    UPSTREAM_MODEL,
-    Servers,
-    Target,
-    free_port,
-    machine_info,
-    measure_latency,
-    ms,
-)
+from bench.overhead import UPSTREAM_MODEL, Servers, Target, machine_info, measure_latency, ms, start_stack
 from shared.adapters.dynamo.call_counter import READS, WRITES
 
 STRATEGIES = ("priority", "round-robin", "weighted", "random", "least-used", "cost-optimized", "p2c")
@@ -114,31 +103,8 @@ def run(args: argparse.Namespace) -> int:
     servers = Servers(workdir)
     started = time.monotonic()
     try:
-        fake_port, bare_port, gw_port = free_port(), free_port(), free_port()
-        fake = servers.spawn(
-            "fake-upstream",
-            [sys.executable, "-m", "tests.fakes.openai_upstream", "--no-record", "--port", str(fake_port)],
-            fake_port,
-        )
-        bare = servers.spawn(
-            "bare-proxy",
-            [sys.executable, "-m", "bench.bare_proxy", "--port", str(bare_port), "--upstream", fake.base_url],
-            bare_port,
-        )
-        token = "omni-admin-bench-" + secrets.token_urlsafe(16)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("OMNIROUTE_")}
-        env |= {
-            "OMNIROUTE_DATA_DIR": str(workdir / "gateway-data"),
-            "OMNIROUTE_ADMIN_TOKEN": token,
-            "OMNIROUTE_REQUIRE_API_KEY": "true",
-            "OMNIROUTE_COUNT_STORE_CALLS": "true",
-        }
-        gateway = servers.spawn(
-            "gateway", [sys.executable, "-m", "companion.cli", "serve", "--port", str(gw_port)], gw_port, env
-        )
-        servers.wait_ready(fake, "/_fake/health")
-        servers.wait_ready(bare, "/")
-        servers.wait_ready(gateway, "/healthz")
+        fake, bare, gateway, token = start_stack(servers, workdir, {"OMNIROUTE_COUNT_STORE_CALLS": "true"})
+        fake_port, bare_port, gw_port = fake.port, bare.port, gateway.port
         admin = Admin(gateway.base_url, token)
         key = configure(admin, fake.base_url)
         targets = [

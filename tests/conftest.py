@@ -84,3 +84,14 @@ def atomic_moto_writes(monkeypatch: pytest.MonkeyPatch) -> None:
                 return _original(self, *args, **kwargs)
 
         monkeypatch.setattr(DynamoDBBackend, name, locked)
+
+
+@pytest.fixture
+def state_table(moto_endpoint: str) -> str:
+    """A fresh State table (from template.yaml) on moto's server, for tests with several processes."""
+    from shared.adapters.dynamo.tables import create_tables
+
+    name = f"State-{uuid.uuid4().hex[:8]}"
+    client = botocore.session.get_session().create_client("dynamodb", region_name=REGION, endpoint_url=moto_endpoint)
+    create_tables(client, {"StateTable": name, "ConfigTable": f"Config-{name}", "UsageTable": f"Usage-{name}"})
+    return name

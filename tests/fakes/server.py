@@ -13,10 +13,12 @@ connections.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
+from collections.abc import Iterator
 from types import TracebackType
-from typing import Generic, Literal, Self, TypeVar
+from typing import Any, Generic, Literal, Self, TypeVar
 
 import uvicorn
 from starlette.types import ASGIApp
@@ -208,3 +210,19 @@ class ServerThread(Generic[AppT]):
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+@contextlib.contextmanager
+def serving(apps: dict[str, ASGIApp]) -> Iterator[dict[str, ServerThread[ASGIApp]]]:
+    """Several apps at once, each on its own loopback port, by name; all stopped on the way out."""
+    with contextlib.ExitStack() as stack:
+        yield {name: stack.enter_context(ServerThread(app)) for name, app in apps.items()}
+
+
+def fake_states(servers: dict[str, ServerThread[ASGIApp]]) -> dict[str, Any]:
+    """Each fake's in-process state by name, emptied (request log and script) for the next test."""
+    states = {name: server.app.state.fake for name, server in servers.items()}  # type: ignore[attr-defined]
+    for state in states.values():
+        state.clear_requests()
+        state.clear_script()
+    return states

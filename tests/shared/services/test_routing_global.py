@@ -12,19 +12,18 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
-import botocore.session
 import pytest
 
 from shared.adapters.dynamo.routing_state import DynamoRoutingStore
-from shared.adapters.dynamo.tables import create_tables
 from shared.domain.routing import BreakerPhase
 from tests.fakes.openai_upstream import create_app
-from tests.fakes.server import ServerThread
+from tests.fakes.server import ServerThread, fake_states, serving
 
 REGION = "us-east-1"
 SPAWN = multiprocessing.get_context("spawn")
@@ -38,29 +37,13 @@ def _atomic(atomic_moto_writes: None) -> None:
 
 @pytest.fixture(scope="module")
 def upstreams() -> Iterator[dict[str, ServerThread]]:
-    servers = {"a": ServerThread(create_app()), "b": ServerThread(create_app())}
-    for server in servers.values():
-        server.start()
-    yield servers
-    for server in servers.values():
-        server.stop()
+    with serving({"a": create_app(), "b": create_app()}) as servers:
+        yield servers
 
 
 @pytest.fixture
 def fake(upstreams: dict[str, ServerThread]) -> dict[str, Any]:
-    states = {name: server.app.state.fake for name, server in upstreams.items()}  # type: ignore[attr-defined]
-    for state in states.values():
-        state.clear_requests()
-        state.clear_script()
-    return states
-
-
-@pytest.fixture
-def table(moto_endpoint: str) -> str:
-    name = f"State-{uuid.uuid4().hex[:8]}"
-    client = botocore.session.get_session().create_client("dynamodb", region_name=REGION, endpoint_url=moto_endpoint)
-    create_tables(client, {"StateTable": name, "ConfigTable": f"C-{name}", "UsageTable": f"U-{name}"})
-    return name
+    return fake_states(upstreams)
 
 
 def _instance(endpoint: str, table: str, urls: dict[str, str], job: dict[str, Any], ready: Any, results: Any) -> None:
@@ -148,20 +131,18 @@ def run_instances(moto_endpoint: str, table: str, upstreams: dict[str, ServerThr
 
 def breaker(moto_endpoint: str, table: str, provider: str) -> Any:
     store = DynamoRoutingStore(table, REGION, moto_endpoint)
-    import time
-
     return store.load(time.time()).breakers.get(provider)
 
 
 def test_breaker_opens_once_across_instances_and_stops_all_traffic(
-    moto_endpoint: str, table: str, upstreams: dict[str, ServerThread], fake: dict[str, Any]
+    moto_endpoint: str, state_table: str, upstreams: dict[str, ServerThread], fake: dict[str, Any]
 ) -> None:
     fake["a"].add_script([{"status": 500}] * 500)
     job = {"model": "ab", "threshold": 5, "reset": 60, "requests": 20, "concurrency": 4, "waves": 2, "pause": 1.0}
-    reports = run_instances(moto_endpoint, table, upstreams, job)
+    reports = run_instances(moto_endpoint, state_table, upstreams, job)
     assert all(not r["errors"] for r in reports), reports  # every request completed through b
     assert sum(sum(r["served"].values()) for r in reports) == INSTANCES * 20 * 2
-    state = breaker(moto_endpoint, table, "node_a")
+    state = breaker(moto_endpoint, state_table, "node_a")
     assert state.phase is BreakerPhase.OPEN and state.version == 1  # one transition, by one instance
     # Before it opened: the 5 failures that opened it, plus what other instances had in flight then (each
     # sends at most `concurrency` at once before its own failed write tells it the breaker is open).
@@ -172,11 +153,9 @@ def test_breaker_opens_once_across_instances_and_stops_all_traffic(
 
 
 def test_exactly_one_instance_probes_a_recovering_provider(
-    moto_endpoint: str, table: str, upstreams: dict[str, ServerThread], fake: dict[str, Any]
+    moto_endpoint: str, state_table: str, upstreams: dict[str, ServerThread], fake: dict[str, Any]
 ) -> None:
-    store = DynamoRoutingStore(table, REGION, moto_endpoint)
-    import time
-
+    store = DynamoRoutingStore(state_table, REGION, moto_endpoint)
     now = time.time()
     for _ in range(2):
         store.record_failure("node_a", now, 2, 1.0)  # open, probe-able one second from now
@@ -184,20 +163,20 @@ def test_exactly_one_instance_probes_a_recovering_provider(
     time.sleep(1.1)
     fake["a"].add_script([{"delay_ms": 800}] * 50)  # a recovered, but slowly: the probe takes a while
     job = {"model": "ab", "threshold": 2, "reset": 1, "requests": 8, "concurrency": 8}
-    reports = run_instances(moto_endpoint, table, upstreams, job)
+    reports = run_instances(moto_endpoint, state_table, upstreams, job)
     assert all(not r["errors"] for r in reports), reports
     assert len(fake["a"].requests) == 1  # 32 requests at once, one probe
-    state = breaker(moto_endpoint, table, "node_a")
+    state = breaker(moto_endpoint, state_table, "node_a")
     assert state.phase is BreakerPhase.CLOSED  # the probe succeeded
 
 
 def test_requests_per_minute_hold_across_instances(
-    moto_endpoint: str, table: str, upstreams: dict[str, ServerThread], fake: dict[str, Any]
+    moto_endpoint: str, state_table: str, upstreams: dict[str, ServerThread], fake: dict[str, Any]
 ) -> None:
     # One fixed minute for every instance, so the window cannot roll over mid-test.
     job = {"model": "a/m", "threshold": 5, "reset": 60, "requests": 10, "concurrency": 5, "rpm": 6,
            "clock": 1_800_000_030.0}  # fmt: skip
-    reports = run_instances(moto_endpoint, table, upstreams, job)
+    reports = run_instances(moto_endpoint, state_table, upstreams, job)
     assert all(not r["errors"] for r in reports), reports
     served: Counter[str] = Counter()
     for report in reports:

@@ -11,11 +11,9 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-import botocore.session
 import pytest
 
 from shared.adapters.dynamo.routing_state import DynamoRoutingStore
-from shared.adapters.dynamo.tables import create_tables
 from shared.domain.routing import BreakerPhase, Policy, RateLimit
 
 REGION = "us-east-1"
@@ -30,16 +28,8 @@ def _atomic(atomic_moto_writes: None) -> None:
 
 
 @pytest.fixture
-def table(moto_endpoint: str) -> str:
-    name = f"State-{uuid.uuid4().hex[:8]}"
-    client = botocore.session.get_session().create_client("dynamodb", region_name=REGION, endpoint_url=moto_endpoint)
-    create_tables(client, {"StateTable": name, "ConfigTable": f"Config-{name}", "UsageTable": f"Usage-{name}"})
-    return name
-
-
-@pytest.fixture
-def store(table: str, moto_endpoint: str) -> DynamoRoutingStore:
-    return DynamoRoutingStore(table, REGION, moto_endpoint)
+def store(state_table: str, moto_endpoint: str) -> DynamoRoutingStore:
+    return DynamoRoutingStore(state_table, REGION, moto_endpoint)
 
 
 def all_at_once(n: int, call: Callable[[int], R], before: Callable[[], None] | None = None) -> list[R]:
@@ -109,10 +99,10 @@ def test_one_transition_from_16_threads_recording_failures(store: DynamoRoutingS
 
 
 def test_one_probe_among_threads_and_processes(
-    store: DynamoRoutingStore, table: str, moto_endpoint: str, processes: Callable[..., tuple[Any, Any]]
+    store: DynamoRoutingStore, state_table: str, moto_endpoint: str, processes: Callable[..., tuple[Any, Any]]
 ) -> None:
     store.record_failure("groq", T, 1, 30.0)
-    ready, results = processes(8, _probe_worker, moto_endpoint, table)
+    ready, results = processes(8, _probe_worker, moto_endpoint, state_table)
     from_threads = all_at_once(
         32, lambda i: store.try_probe("groq", f"thread-{i}", T + 30, 5.0), before=lambda: ready.wait(60)
     )
@@ -122,9 +112,9 @@ def test_one_probe_among_threads_and_processes(
 
 
 def test_rpm_admits_exactly_the_limit_across_processes(
-    table: str, moto_endpoint: str, processes: Callable[..., tuple[Any, Any]]
+    state_table: str, moto_endpoint: str, processes: Callable[..., tuple[Any, Any]]
 ) -> None:
-    ready, results = processes(8, _acquire_worker, moto_endpoint, table)
+    ready, results = processes(8, _acquire_worker, moto_endpoint, state_table)
     ready.wait(60)
     assert sum(results.get(timeout=60) for _ in range(8)) == 25
 
