@@ -307,27 +307,45 @@ class Router:
                         )
                     )
                     continue
-            verdict: Verdict | None = None
-            for attempt in range(1 + config.max_retries):
-                if attempt and config.retry_delay_ms:
-                    await asyncio.sleep(config.retry_delay_ms / 1000)
-                outcome = await self._attempt(leaf, conn, run, config, policy, probing)
-                if not isinstance(outcome, Verdict):
-                    if slot_key is not None:
-                        outcome = _on_close(outcome, functools.partial(self._state.release, slot_key, run.owner))
-                    return outcome
-                verdict = outcome
-                probing = False  # a probe is one call
-                breaker = self._state.view().breakers.get(route.provider_id)
-                if not verdict.retryable_same_target or (breaker is not None and not breaker.admits(self._state.now())):
-                    break
-                if run.attempts >= run.settings.max_attempts:
-                    break
+            try:
+                outcome = await self._tries(leaf, conn, run, config, policy, probing)
+            except BaseException:
+                if slot_key is not None:
+                    self._state.release(slot_key, run.owner)
+                raise
+            probing = False  # a probe is one call
+            if not isinstance(outcome, Verdict):
+                if slot_key is not None:
+                    outcome = _on_close(outcome, functools.partial(self._state.release, slot_key, run.owner))
+                return outcome
             if slot_key is not None:
                 self._state.release(slot_key, run.owner)
-            if verdict is not None and verdict.next is Next.NEXT_TARGET:
+            if outcome.next is Next.NEXT_TARGET:
                 return None
         return None
+
+    async def _tries(
+        self, leaf: Leaf, conn: Connection | None, run: _Run, config: ComboConfig, policy: Policy, probing: bool
+    ) -> JsonReply | StreamReply | Verdict:
+        """One account: a call, and again (up to `maxRetries`) after a failure worth retrying in place."""
+        attempt = 0
+        while True:
+            outcome = await self._attempt(leaf, conn, run, config, policy, probing)
+            if not isinstance(outcome, Verdict):
+                return outcome
+            probing = False
+            attempt += 1
+            breaker = self._state.view().breakers.get(leaf.route.provider_id)
+            tripped = breaker is not None and not breaker.admits(self._state.now())
+            if (
+                not outcome.retryable_same_target
+                or tripped
+                or attempt > config.max_retries
+                or run.attempts >= run.settings.max_attempts
+            ):
+                return outcome
+            if config.retry_delay_ms:
+                await asyncio.sleep(config.retry_delay_ms / 1000)
 
     async def _account_order(
         self, route: Route, candidates: list[Connection | None], run: _Run

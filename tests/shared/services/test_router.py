@@ -460,3 +460,24 @@ def test_marginal_price_knows_subscriptions_and_local_servers_cost_nothing_more(
     assert marginal_price("claude", "claude-sonnet-4-6") == 0.0  # OAuth subscription
     assert marginal_price("ollama", "llama3.2") == 0.0  # local server
     assert marginal_price("deepseek", "deepseek-chat") is None  # pay per token: the pricing table knows
+
+
+async def test_a_refused_request_gives_its_concurrency_slot_back(
+    fakes: Fakes, state_of: States, upstream: HttpxUpstream, clock: Clock, routing_store: Store
+) -> None:
+    from dataclasses import replace
+
+    from shared.domain.routing import RateLimit
+
+    router, state = make_router(routing_store, upstream, clock)
+    snap = snapshot(fakes)
+    limited = [replace(c, rate_limit=RateLimit(max_concurrent=1)) if c.id == "a1" else c for c in snap.connections]
+    snap = ConfigSnapshot.build(connections=limited, nodes=snap.nodes)
+    state_of["a"].add_script([{"status": 400, "body": {"error": {"message": "bad", "type": "invalid_request_error"}}}])
+    with pytest.raises(UpstreamRejected):
+        await ask(router, snap, "a/m")
+    await state.drain()
+    for _ in range(3):  # one slot: each request must have given it back
+        reply = await ask(router, snap, "a/m")
+        await state.drain()
+        assert reply.outcome.connection_id == "a1"
