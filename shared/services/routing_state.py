@@ -235,29 +235,22 @@ class RoutingState:
         if connection is not None:
             targets = {connection}
         elif provider is not None:
-            targets = {c for c, p in provider_ids.items() if p == provider}
+            # its connections, and the provider itself (a keyless provider cools down as a whole)
+            targets = {provider, *(c for c, p in provider_ids.items() if p == provider)}
         else:
             targets = {None}
+        store = self._store
+        if store is None:
+            kept = {k: v for k, v in self._view.cooldowns.items() if not (None in targets or k[0] in targets)}
+            cleared = len(self._view.cooldowns) - len(kept)
+            self._generation += 1
+            self._view = replace(self._view, cooldowns=kept)
+            return {"breakers": len(breakers), "cooldowns": cleared}
         cleared = 0
         for conn in targets:
-            if conn is None:
-                cleared += int(await self._call("resetting cooldowns", self._reset_all) or 0)
-            else:
-                cleared += int(await self._call("resetting cooldowns", self._reset_one, conn) or 0)
+            cleared += int(await self._call("resetting cooldowns", store.reset_cooldowns, conn) or 0)
         await self.reload()
-        if self._store is None:
-            cooldowns = {k: v for k, v in self._view.cooldowns.items() if not (None in targets or k[0] in targets)}
-            cleared = len(self._view.cooldowns) - len(cooldowns)
-            self._view = replace(self._view, cooldowns=cooldowns)
         return {"breakers": len(breakers), "cooldowns": cleared}
-
-    def _reset_all(self) -> int:
-        assert self._store is not None
-        return self._store.reset_cooldowns(None)
-
-    def _reset_one(self, connection: str) -> int:
-        assert self._store is not None
-        return self._store.reset_cooldowns(connection)
 
     # ----- counters --------------------------------------------------------------------------------
 
