@@ -127,8 +127,9 @@ class RoutingStore(Protocol):
         no level raise), so N concurrent 429s raise the level once."""
         ...
 
-    def clear_cooldown(self, connection_id: str, model: str | None) -> None:
-        """After a success: the backoff level drops to 0 (the caller only calls when its copy shows one)."""
+    def clear_cooldown(self, connection_id: str, model: str | None, now: float) -> None:
+        """After a success: the backoff level drops to 0, unless a cooldown is active at `now` (another
+        instance cooled the account down after this request started: that decision stands)."""
         ...
 
     def reset_cooldowns(self, connection_id: str | None = None) -> int:
@@ -141,8 +142,9 @@ class RoutingStore(Protocol):
         `by` positions before it)."""
         ...
 
-    def add_uses(self, name: str, member: str, by: int = 1) -> None:
-        """Count uses of a member (combo target, account) for least-used; visible through `load`."""
+    def add_uses(self, name: str, member: str, now: float, by: int = 1) -> None:
+        """Count uses of a member (combo target, account) for least-used in the hour of `now`; `load` sees
+        the current hour's counts, so a member added later catches up within the hour."""
         ...
 
     # --- global rate limits per key (an account, or a combo target) ---
@@ -157,14 +159,17 @@ class RoutingStore(Protocol):
         ...
 
     # --- idempotency (5 s claims, scoped per API key by the caller's `scope`) ---
-    def claim(self, scope: str, now: float, ttl: float) -> Claim: ...
-
-    def complete(self, scope: str, reply: StoredReply, now: float, ttl: float) -> None:
-        """Store the claimed request's answer for the rest of the window (too large: the claim is dropped)."""
+    def claim(self, scope: str, owner: str, now: float, ttl: float) -> Claim:
+        """Claim the key for `owner` (a token of the request) unless someone holds it unexpired."""
         ...
 
-    def abandon(self, scope: str) -> None:
-        """Drop a claim whose request failed, so a retry is not refused."""
+    def complete(self, scope: str, owner: str, reply: StoredReply, now: float, ttl: float) -> None:
+        """Store the answer, only while `owner` still holds the claim (a claim that lapsed and was taken
+        over belongs to the newer request); too large to store: the claim is dropped."""
+        ...
+
+    def abandon(self, scope: str, owner: str) -> None:
+        """Drop `owner`'s claim after its request failed, so a retry is not refused."""
         ...
 
     # --- exact response cache ---

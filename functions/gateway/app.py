@@ -6,6 +6,7 @@ Handlers record their phases in `request.state.timing` (sent back as `Server-Tim
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
@@ -147,8 +148,9 @@ async def _complete(
     request.state.provider = plan.root.route.provider_id if isinstance(plan.root, Leaf) else "combo"
     replay = services.replay
     scope = replay.idempotency_scope(request.headers, key.id if key else None, await request.body())
+    owner = secrets.token_hex(8) if scope is not None else ""  # this request, as its claim's holder
     if scope is not None:
-        stored = await replay.begin(scope)
+        stored = await replay.begin(scope, owner)
         if stored is not None:
             return _stored_response(stored, {"x-omniroute-idempotent": "true"})
     cache_key = replay.cache_key(client, requested, body, settings, request.headers, stream=stream)
@@ -156,7 +158,7 @@ async def _complete(
         cached = await replay.lookup(cache_key)
         if cached is not None:
             if scope is not None:
-                replay.finish(scope, cached)
+                replay.finish(scope, owner, cached)
             return _stored_response(cached, {"x-omniroute-cache": "HIT"})
     started = time.perf_counter()
     try:
@@ -172,11 +174,11 @@ async def _complete(
         reply = await unless_disconnected(request.receive, call)
     except ClientGone:
         if scope is not None:
-            replay.finish(scope, None)
+            replay.finish(scope, owner, None)
         return Response(status_code=499)  # nginx's "client closed request"; nobody is there to read it
     except BaseException:
         if scope is not None:
-            replay.finish(scope, None)
+            replay.finish(scope, owner, None)
         raise
     finally:
         # to the upstream's first chunk on a stream, its whole answer otherwise, fallbacks included; also
@@ -193,13 +195,13 @@ async def _complete(
         elif request.headers.get("x-omniroute-no-cache", "").strip().lower() == "true":
             reply.headers["x-omniroute-cache"] = "MISS"  # asked not to use the cache: not from it
         if scope is not None:
-            replay.finish(scope, StoredReply(reply.status, reply.headers, reply.body))
+            replay.finish(scope, owner, StoredReply(reply.status, reply.headers, reply.body))
         return Response(reply.body, status_code=reply.status, media_type="application/json", headers=reply.headers)
     progress = request.headers.get("x-omniroute-progress", "").strip().lower() == "true"
     chunks = reply.chunks
     if scope is not None:
         outcome = reply.outcome
-        chunks = replay.recording(scope, chunks, reply.headers, lambda: outcome.error is not None)
+        chunks = replay.recording(scope, owner, chunks, reply.headers, lambda: outcome.error is not None)
     return RelayResponse(
         chunks,
         on_close=reply.aclose,

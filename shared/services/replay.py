@@ -68,13 +68,15 @@ class ReplayService:
         digest.update(raw_body)
         return digest.hexdigest()[:40]
 
-    async def begin(self, scope: str) -> StoredReply | None:
-        """Claim the key: None when this request goes ahead, else the first request's answer to replay. A
-        first request still running is waited for until its claim lapses; then this one goes ahead."""
+    async def begin(self, scope: str, owner: str) -> StoredReply | None:
+        """Claim the key for `owner` (a token of this request): None when this request goes ahead, else the
+        first request's answer to replay. A first request still running is waited for until its claim
+        lapses; then this one goes ahead (claiming it, or, if a third request was faster, unclaimed: its
+        answer is then not stored, as `finish` only stores for the claim's owner)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + IDEMPOTENCY_SECONDS + 1.0
         while True:
-            claim = await self._state.claim(scope, IDEMPOTENCY_SECONDS)
+            claim = await self._state.claim(scope, owner, IDEMPOTENCY_SECONDS)
             if claim.owned:
                 return None
             if claim.reply is not None:
@@ -84,15 +86,15 @@ class ReplayService:
                 return None
             await asyncio.sleep(0.1)
 
-    def finish(self, scope: str, reply: StoredReply | None) -> None:
-        """The claimed request's answer (None: it failed, drop the claim)."""
+    def finish(self, scope: str, owner: str, reply: StoredReply | None) -> None:
+        """The claimed request's answer (None: it failed, drop the claim). Only the claim's owner writes."""
         if reply is None or not 200 <= reply.status < 300 or len(reply.body) > MAX_REPLAY_BYTES:
-            self._state.abandon(scope)
+            self._state.abandon(scope, owner)
         else:
-            self._state.complete(scope, reply, IDEMPOTENCY_SECONDS)
+            self._state.complete(scope, owner, reply, IDEMPOTENCY_SECONDS)
 
     def recording(
-        self, scope: str, chunks: AsyncIterator[bytes], headers: Mapping[str, str], failed: Any
+        self, scope: str, owner: str, chunks: AsyncIterator[bytes], headers: Mapping[str, str], failed: Any
     ) -> AsyncIterator[bytes]:
         """Relay a stream while keeping its bytes; once it ended cleanly, they are the replay. `failed()`
         says whether the stream ended with an error."""
@@ -113,9 +115,9 @@ class ReplayService:
                 complete = True
             finally:
                 if complete and kept is not None and not failed():
-                    self.finish(scope, StoredReply(200, dict(headers), b"".join(kept), "text/event-stream"))
+                    self.finish(scope, owner, StoredReply(200, dict(headers), b"".join(kept), "text/event-stream"))
                 else:
-                    self.finish(scope, None)
+                    self.finish(scope, owner, None)
 
         return relay()
 

@@ -211,13 +211,16 @@ class RoutingState:
         return stored
 
     def clear_cooldown(self, connection_id: str, model: str | None) -> None:
-        """A success: a backoff level left from earlier failures drops to 0 (in the background)."""
+        """A success: a backoff level left from earlier failures drops to 0 (in the background). A cooldown
+        active now stays: it was set after this request started, by someone who saw a newer failure."""
         key = (connection_id, model)
-        if key not in self._view.cooldowns:
+        known = self._view.cooldowns.get(key)
+        now = self._clock()
+        if known is None or known.active(now):
             return
         self._set_cooldown(key, None)
         if self._store is not None:
-            self.spawn(self._call("clearing a cooldown", self._store.clear_cooldown, connection_id, model))
+            self.spawn(self._call("clearing a cooldown", self._store.clear_cooldown, connection_id, model, now))
 
     async def reset(
         self, provider_ids: Mapping[str, str], provider: str | None, connection: str | None
@@ -279,7 +282,7 @@ class RoutingState:
         counts[member] = counts.get(member, 0) + 1
         self._view = replace(self._view, uses=uses)
         if self._store is not None:
-            self.spawn(self._call("counting a use", self._store.add_uses, name, member, 1))
+            self.spawn(self._call("counting a use", self._store.add_uses, name, member, self._clock(), 1))
 
     # ----- rate limits -----------------------------------------------------------------------------
 
@@ -298,21 +301,21 @@ class RoutingState:
 
     # ----- idempotency and cache ---------------------------------------------------------------------
 
-    async def claim(self, scope: str, ttl: float) -> Claim:
+    async def claim(self, scope: str, owner: str, ttl: float) -> Claim:
         if self._store is None:
             return Claim(owned=True)
-        claim = await self._call("claiming an idempotency key", self._store.claim, scope, self._clock(), ttl)
+        now = self._clock()
+        claim = await self._call("claiming an idempotency key", self._store.claim, scope, owner, now, ttl)
         return claim if claim is not None else Claim(owned=True)
 
-    def complete(self, scope: str, reply: StoredReply, ttl: float) -> None:
+    def complete(self, scope: str, owner: str, reply: StoredReply, ttl: float) -> None:
         if self._store is not None:
-            self.spawn(
-                self._call("storing an idempotent reply", self._store.complete, scope, reply, self._clock(), ttl)
-            )
+            now = self._clock()
+            self.spawn(self._call("storing an idempotent reply", self._store.complete, scope, owner, reply, now, ttl))
 
-    def abandon(self, scope: str) -> None:
+    def abandon(self, scope: str, owner: str) -> None:
         if self._store is not None:
-            self.spawn(self._call("dropping an idempotency claim", self._store.abandon, scope))
+            self.spawn(self._call("dropping an idempotency claim", self._store.abandon, scope, owner))
 
     async def cache_get(self, key: str) -> StoredReply | None:
         if self._store is None:

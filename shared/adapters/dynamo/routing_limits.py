@@ -24,7 +24,9 @@ WINDOW_KEEP = 3_600  # an rpm window item expires an hour after its minute ends
 GATE_KEEP = 3_600  # the G item outlives its last slot and gap by an hour
 SWEEP_AT_MOST = 32  # lapsed slots removed per sweep (keeps the expression far below its 4 KB limit)
 
-_NAMES = {"#c": "count", "#x": "expires_at", "#la": "last_at", "#sl": "slots", "#pk": "pk"}
+_NAMES = {
+    "#c": "count", "#x": "expires_at", "#la": "last_at", "#sl": "slots", "#pk": "pk", "#ow": "owner", "#st": "state",
+}  # fmt: skip
 
 
 class Items(Protocol):
@@ -39,6 +41,7 @@ class Items(Protocol):
         *,
         returns: str = ...,
         creates_map: str | None = ...,
+        expires_at: int | None = ...,
     ) -> tuple[bool, dict[str, Any]]: ...
 
     def put(
@@ -53,7 +56,14 @@ class Items(Protocol):
 
     def get(self, pk: str, sk: str, consistent: bool = ...) -> dict[str, Any] | None: ...
 
-    def delete(self, pk: str, sk: str) -> None: ...
+    def delete(
+        self,
+        pk: str,
+        sk: str,
+        condition: str | None = ...,
+        values: Mapping[str, Any] | None = ...,
+        names: Mapping[str, str] | None = ...,
+    ) -> bool: ...
 
 
 # --- rate limits ------------------------------------------------------------------------------------
@@ -111,6 +121,7 @@ def _gap_and_slots(items: Items, pk: str, now: float, limit: RateLimit, slot_id:
             {**_NAMES, "#id": slot_id},
             returns="NONE",
             creates_map="#sl" if limit.max_concurrent is not None else None,
+            expires_at=values[":expires"],
         )
         if admitted:
             return Admission(admitted=True, slot_id=slot_id if limit.max_concurrent is not None else None)
@@ -149,11 +160,11 @@ def release(items: Items, key: str, slot_id: str) -> None:
 
 
 # --- idempotency --------------------------------------------------------------------------------------
-def claim(items: Items, scope: str, now: float, ttl: float) -> Claim:
+def claim(items: Items, scope: str, owner: str, now: float, ttl: float) -> Claim:
     owned, old = items.put(
         f"IDEM#{scope}",
         "I",
-        {"state": "pending", "expires_at": math.ceil(now + ttl)},
+        {"state": "pending", "owner": owner, "expires_at": math.ceil(now + ttl)},
         "attribute_not_exists(#pk) OR #x <= :now",
         {":now": now},
         _NAMES,
@@ -163,16 +174,26 @@ def claim(items: Items, scope: str, now: float, ttl: float) -> Claim:
     return Claim(owned=False, reply=_reply(old) if old.get("state") == "done" else None)
 
 
-def complete(items: Items, scope: str, reply: StoredReply, now: float, ttl: float) -> None:
+_HELD = "#ow = :me AND #st = :pending"  # the claim is still this request's, and not answered yet
+
+
+def complete(items: Items, scope: str, owner: str, reply: StoredReply, now: float, ttl: float) -> None:
     fields = _reply_fields(reply)
     if fields is None:  # too large to replay: drop the claim so a retry runs again instead of waiting
-        items.delete(f"IDEM#{scope}", "I")
+        abandon(items, scope, owner)
         return
-    items.put(f"IDEM#{scope}", "I", {**fields, "state": "done", "expires_at": math.ceil(now + ttl)})
+    items.put(
+        f"IDEM#{scope}",
+        "I",
+        {**fields, "state": "done", "owner": owner, "expires_at": math.ceil(now + ttl)},
+        _HELD,
+        {":me": owner, ":pending": "pending"},
+        _NAMES,
+    )
 
 
-def abandon(items: Items, scope: str) -> None:
-    items.delete(f"IDEM#{scope}", "I")
+def abandon(items: Items, scope: str, owner: str) -> None:
+    items.delete(f"IDEM#{scope}", "I", _HELD, {":me": owner, ":pending": "pending"}, _NAMES)
 
 
 # --- response cache -----------------------------------------------------------------------------------

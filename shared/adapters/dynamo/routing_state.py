@@ -162,6 +162,7 @@ class StateItems:
         *,
         returns: str = "ALL_NEW",
         creates_map: str | None = None,
+        expires_at: int | None = None,
     ) -> tuple[bool, dict[str, Any]]:
         """UpdateItem. `creates_map`: the alias of a map the update writes into (`SET #m.#k`, `ADD #m.#k`);
         DynamoDB refuses a nested path whose map is missing, so on that ValidationException the map is
@@ -173,11 +174,16 @@ class StateItems:
         try:
             return self._conditional("update_item", dict(kwargs))
         except ClientError as exc:
-            if creates_map is None or not _is(exc, "ValidationException"):
+            message = str(exc.response.get("Error", {}).get("Message", "")).lower()
+            if creates_map is None or not _is(exc, "ValidationException") or "document path" not in message:
                 raise
+        # The map's own write carries the item's expiry, so an item left by a failed retry still expires.
+        create = f"SET {creates_map} = if_not_exists({creates_map}, :empty)"
+        if expires_at is not None:
+            create += ", #x = if_not_exists(#x, :mexp)"
         made = self._with_expressions(
-            {"Key": _key(pk, sk), "UpdateExpression": f"SET {creates_map} = if_not_exists({creates_map}, :empty)"},
-            {":empty": {}},
+            {"Key": _key(pk, sk), "UpdateExpression": create},
+            {":empty": {}, ":mexp": expires_at},
             names,
         )
         self._call("update_item", **made)
@@ -203,8 +209,21 @@ class StateItems:
         found = self._call("get_item", Key=_key(pk, sk), ConsistentRead=consistent).get("Item")
         return None if found is None else {k: decode(v) for k, v in found.items()}
 
-    def delete(self, pk: str, sk: str) -> None:
-        self._call("delete_item", Key=_key(pk, sk))
+    def delete(
+        self,
+        pk: str,
+        sk: str,
+        condition: str | None = None,
+        values: Mapping[str, Any] | None = None,
+        names: Mapping[str, str] | None = None,
+    ) -> bool:
+        """DeleteItem; with a condition, False when it did not hold (nothing deleted)."""
+        if condition is None:
+            self._call("delete_item", Key=_key(pk, sk))
+            return True
+        kwargs = self._with_expressions({"Key": _key(pk, sk), "ConditionExpression": condition}, values, names)
+        deleted, _ = self._conditional("delete_item", kwargs)
+        return deleted
 
     def query(self, pk: str, sk_prefix: str = "", projection: str | None = None) -> Iterator[dict[str, Any]]:
         """Every item of one partition (under an sk prefix if given), following LastEvaluatedKey."""
@@ -298,7 +317,9 @@ class DynamoRoutingStore:
                 if item.get("expires_at", 0) > now and (cooldown.active(now) or cooldown.level > 0):
                     cooldowns[(cooldown.connection_id, cooldown.model)] = cooldown
             elif sk.startswith("U#"):
-                uses[sk[2:]] = {member: int(n) for member, n in item.get("uses", {}).items()}
+                hour, _, name = sk[2:].partition("#")
+                if hour == str(int(now // 3600)):  # this hour's counts only
+                    uses[name] = {member: int(n) for member, n in item.get("uses", {}).items()}
         return RoutingView(breakers=breakers, cooldowns=cooldowns, uses=uses, loaded_at=now)
 
     # --- circuit breakers ---------------------------------------------------------------------------
@@ -423,8 +444,10 @@ class DynamoRoutingStore:
             backoff = stored_level if item.get("expires_at", 0) > now else 0
         return _cooldown(item)  # three lost races in a row: what the last one left
 
-    def clear_cooldown(self, connection_id: str, model: str | None) -> None:
-        self._items.delete(ROUTE, _cooldown_sk(connection_id, model))
+    def clear_cooldown(self, connection_id: str, model: str | None, now: float) -> None:
+        self._items.delete(
+            ROUTE, _cooldown_sk(connection_id, model), "attribute_not_exists(#un) OR #un <= :now", {":now": now}
+        )
 
     def reset_cooldowns(self, connection_id: str | None = None) -> int:
         """One paged Query, then one DeleteItem per cooldown."""
@@ -442,16 +465,19 @@ class DynamoRoutingStore:
         _, item = self._items.update(ROUTE, f"RR#{name}", "ADD #c :by", values={":by": by}, returns="UPDATED_NEW")
         return int(item["count"])
 
-    def add_uses(self, name: str, member: str, by: int = 1) -> None:
-        """`ADD uses.<member>`: one call, three on a name's first use (the map is created, see `update`)."""
+    def add_uses(self, name: str, member: str, now: float, by: int = 1) -> None:
+        """`ADD uses.<member>` on the hour's item (`U#<hour>#<name>`, expiring an hour after the hour): one
+        call, three in an hour's first use of a name (the map is created, see `update`)."""
+        hour = int(now // 3600)
         self._items.update(
             ROUTE,
-            f"U#{name}",
-            "ADD #u.#m :by",
-            values={":by": by},
+            f"U#{hour}#{name}",
+            "ADD #u.#m :by SET #x = if_not_exists(#x, :expires)",
+            values={":by": by, ":expires": (hour + 2) * 3600},
             names={"#m": member},
             returns="NONE",
             creates_map="#u",
+            expires_at=(hour + 2) * 3600,
         )
 
     # --- rate limits, idempotency, response cache: routing_limits.py --------------------------------
@@ -461,14 +487,14 @@ class DynamoRoutingStore:
     def release(self, key: str, slot_id: str) -> None:
         routing_limits.release(self._items, key, slot_id)
 
-    def claim(self, scope: str, now: float, ttl: float) -> Claim:
-        return routing_limits.claim(self._items, scope, now, ttl)
+    def claim(self, scope: str, owner: str, now: float, ttl: float) -> Claim:
+        return routing_limits.claim(self._items, scope, owner, now, ttl)
 
-    def complete(self, scope: str, reply: StoredReply, now: float, ttl: float) -> None:
-        routing_limits.complete(self._items, scope, reply, now, ttl)
+    def complete(self, scope: str, owner: str, reply: StoredReply, now: float, ttl: float) -> None:
+        routing_limits.complete(self._items, scope, owner, reply, now, ttl)
 
-    def abandon(self, scope: str) -> None:
-        routing_limits.abandon(self._items, scope)
+    def abandon(self, scope: str, owner: str) -> None:
+        routing_limits.abandon(self._items, scope, owner)
 
     def cache_get(self, key: str, now: float) -> StoredReply | None:
         return routing_limits.cache_get(self._items, key, now)

@@ -96,13 +96,13 @@ async def test_errors_are_never_cached() -> None:
 async def test_recording_a_stream_relays_every_chunk() -> None:
     service = ReplayService(RoutingState(None))
     finished: list[StoredReply | None] = []
-    service.finish = lambda scope, reply: finished.append(reply)  # type: ignore[method-assign]
+    service.finish = lambda scope, owner, reply: finished.append(reply)  # type: ignore[method-assign]
 
     async def chunks() -> AsyncIterator[bytes]:
         yield b"data: 1\n\n"
         yield b"data: [DONE]\n\n"
 
-    out = [c async for c in service.recording("s", chunks(), {"x-omniroute-provider": "p"}, lambda: False)]
+    out = [c async for c in service.recording("s", "me", chunks(), {"x-omniroute-provider": "p"}, lambda: False)]
     assert out == [b"data: 1\n\n", b"data: [DONE]\n\n"]
     assert finished[0] is not None and finished[0].body == b"".join(out)
     assert finished[0].media_type == "text/event-stream"
@@ -111,10 +111,10 @@ async def test_recording_a_stream_relays_every_chunk() -> None:
 async def test_a_failed_stream_drops_its_claim() -> None:
     service = ReplayService(RoutingState(None))
     finished: list[StoredReply | None] = []
-    service.finish = lambda scope, reply: finished.append(reply)  # type: ignore[method-assign]
+    service.finish = lambda scope, owner, reply: finished.append(reply)  # type: ignore[method-assign]
 
     async def chunks() -> AsyncIterator[bytes]:
         yield b"data: {}\n\n"
 
-    _ = [c async for c in service.recording("s", chunks(), {}, lambda: True)]
+    _ = [c async for c in service.recording("s", "me", chunks(), {}, lambda: True)]
     assert finished == [None]

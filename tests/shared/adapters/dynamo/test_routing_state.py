@@ -11,7 +11,7 @@ import botocore.session
 import pytest
 
 from shared.adapters.dynamo.routing_state import DynamoRoutingStore
-from shared.domain.routing import BreakerPhase, Policy, RateLimit, StoredReply
+from shared.domain.routing import BreakerPhase, Claim, Policy, RateLimit, StoredReply
 
 REGION = "us-east-1"
 T = 1_800_000_010.0  # ten seconds into a minute, so rpm windows are easy to reason about
@@ -183,10 +183,10 @@ def test_a_level_is_forgotten_a_day_after_its_cooldown(store: DynamoRoutingStore
 def test_clear_cooldown_resets_the_level(store: DynamoRoutingStore) -> None:
     store.mark_cooldown("acct", None, T, POLICY, None, "rate_limited")
     store.mark_cooldown("acct", None, T + 2, POLICY, None, "rate_limited")
-    store.clear_cooldown("acct", None)
+    store.clear_cooldown("acct", None, T + 10_000)
     assert store.load(T + 10).cooldowns == {}
     assert store.mark_cooldown("acct", None, T + 10, POLICY, None, "rate_limited").level == 1
-    store.clear_cooldown("never-seen", "model")
+    store.clear_cooldown("never-seen", "model", T)
 
 
 def test_reset_cooldowns_of_one_connection_or_all(store: DynamoRoutingStore) -> None:
@@ -208,10 +208,10 @@ def test_advance_cursor_returns_the_running_total(store: DynamoRoutingStore) -> 
 
 
 def test_uses_are_counted_and_loaded_and_cursors_are_not(store: DynamoRoutingStore) -> None:
-    store.add_uses("combo", "x")
-    store.add_uses("combo", "x", 2)
-    store.add_uses("combo", "y.with#odd chars")
-    store.add_uses("accounts", "acct-1")
+    store.add_uses("combo", "x", T)
+    store.add_uses("combo", "x", T, 2)
+    store.add_uses("combo", "y.with#odd chars", T)
+    store.add_uses("accounts", "acct-1", T)
     store.advance_cursor("combo", 1)
     view = store.load(T)
     assert view.uses == {"combo": {"x": 3, "y.with#odd chars": 1}, "accounts": {"acct-1": 1}}
@@ -224,10 +224,11 @@ def test_load_follows_every_page() -> None:
 
         def query(self, **kwargs: Any) -> dict[str, Any]:
             self.calls.append(kwargs)
+            hour = int(T // 3600)
             if "ExclusiveStartKey" not in kwargs:
-                item = {"sk": {"S": "U#a"}, "uses": {"M": {"x": {"N": "1"}}}}
-                return {"Items": [item], "LastEvaluatedKey": {"pk": {"S": "ROUTE"}, "sk": {"S": "U#a"}}}
-            return {"Items": [{"sk": {"S": "U#b"}, "uses": {"M": {"y": {"N": "2"}}}}]}
+                item = {"sk": {"S": f"U#{hour}#a"}, "uses": {"M": {"x": {"N": "1"}}}}
+                return {"Items": [item], "LastEvaluatedKey": {"pk": {"S": "ROUTE"}, "sk": {"S": f"U#{hour}#a"}}}
+            return {"Items": [{"sk": {"S": f"U#{hour}#b"}, "uses": {"M": {"y": {"N": "2"}}}}]}
 
     client = PagedClient()
     view = DynamoRoutingStore("State", REGION, client=client).load(T)
@@ -340,41 +341,41 @@ REPLY = StoredReply(status=201, headers={"content-type": "application/json", "x-
 
 
 def test_the_first_claim_owns_later_ones_see_pending_then_the_reply(store: DynamoRoutingStore) -> None:
-    assert store.claim("key:abc", T, 5).owned
-    pending = store.claim("key:abc", T + 1, 5)
+    assert store.claim("key:abc", "me", T, 5).owned
+    pending = store.claim("key:abc", "me", T + 1, 5)
     assert not pending.owned and pending.reply is None
-    store.complete("key:abc", REPLY, T + 2, 5)
-    done = store.claim("key:abc", T + 3, 5)
+    store.complete("key:abc", "me", REPLY, T + 2, 5)
+    done = store.claim("key:abc", "me", T + 3, 5)
     assert not done.owned and done.reply == REPLY
-    assert store.claim("key:other", T + 3, 5).owned  # scopes are separate
+    assert store.claim("key:other", "me", T + 3, 5).owned  # scopes are separate
 
 
 def test_a_claim_expires_after_its_ttl(store: DynamoRoutingStore) -> None:
-    assert store.claim("s", T, 5).owned
-    assert not store.claim("s", T + 4.9, 5).owned
-    assert store.claim("s", T + 5, 5).owned
-    store.complete("s", REPLY, T + 6, 5)
-    assert store.claim("s", T + 11, 5).owned  # a stored reply expires too
+    assert store.claim("s", "me", T, 5).owned
+    assert not store.claim("s", "me", T + 4.9, 5).owned
+    assert store.claim("s", "me", T + 5, 5).owned
+    store.complete("s", "me", REPLY, T + 6, 5)
+    assert store.claim("s", "me", T + 11, 5).owned  # a stored reply expires too
 
 
 def test_abandon_lets_a_retry_claim_again(store: DynamoRoutingStore) -> None:
-    assert store.claim("s", T, 5).owned
-    store.abandon("s")
-    assert store.claim("s", T + 1, 5).owned
-    store.abandon("never-claimed")
+    assert store.claim("s", "me", T, 5).owned
+    store.abandon("s", "me")
+    assert store.claim("s", "me", T + 1, 5).owned
+    store.abandon("never-claimed", "me")
 
 
 def test_a_reply_too_large_to_keep_drops_the_claim(store: DynamoRoutingStore) -> None:
-    assert store.claim("s", T, 5).owned
-    store.complete("s", StoredReply(200, {}, os.urandom(360_000)), T + 1, 5)
-    assert store.claim("s", T + 2, 5).owned
+    assert store.claim("s", "me", T, 5).owned
+    store.complete("s", "me", StoredReply(200, {}, os.urandom(360_000)), T + 1, 5)
+    assert store.claim("s", "me", T + 2, 5).owned
 
 
 def test_a_large_compressible_reply_is_kept(store: DynamoRoutingStore) -> None:
     big = StoredReply(200, {"content-type": "text/event-stream"}, b"data: {}\n\n" * 100_000, "text/event-stream")
-    store.claim("s", T, 5)
-    store.complete("s", big, T + 1, 5)
-    assert store.claim("s", T + 2, 5).reply == big
+    store.claim("s", "me", T, 5)
+    store.complete("s", "me", big, T + 1, 5)
+    assert store.claim("s", "me", T + 2, 5).reply == big
 
 
 # --- response cache -----------------------------------------------------------------------------------
@@ -410,3 +411,37 @@ def test_latency_reads_at_most_the_last_hour(store: DynamoRoutingStore) -> None:
     store.add_latency(minute - 61, "groq", {1: 1})
     store.add_latency(minute - 58, "groq", {1: 2})
     assert store.load_latency(minute - 120) == {"groq": {1: 2}}
+
+
+def test_a_success_does_not_clear_a_cooldown_that_is_still_active(store: DynamoRoutingStore) -> None:
+    store.mark_cooldown("acct", None, T, POLICY, 30.0, "rate_limited")
+    store.clear_cooldown("acct", None, T + 1)  # a request that started before the 429 succeeded
+    assert store.load(T + 1).cooldowns[("acct", None)].active(T + 1)
+    store.clear_cooldown("acct", None, T + 31)
+    assert store.load(T + 31).cooldowns == {}
+
+
+def test_use_counts_start_over_every_hour_and_expire(store: DynamoRoutingStore, table_names: dict[str, str]) -> None:
+    store.add_uses("combo", "old", T)
+    next_hour = (int(T // 3600) + 1) * 3600.0
+    store.add_uses("combo", "new", next_hour)
+    assert store.load(T).uses == {"combo": {"old": 1}}
+    assert store.load(next_hour).uses == {"combo": {"new": 1}}  # a member added later is not years behind
+    item = store._items.get("ROUTE", f"U#{int(T // 3600)}#combo")
+    assert item is not None and item["expires_at"] == (int(T // 3600) + 2) * 3600
+
+
+def test_a_map_created_for_a_first_slot_carries_the_item_expiry(store: DynamoRoutingStore) -> None:
+    assert store.acquire("acct", T, RateLimit(max_concurrent=2), "s1", 60).admitted
+    item = store._items.get("RL#acct", "G")
+    assert item is not None and item["expires_at"] >= T + 60
+
+
+def test_only_the_claims_owner_completes_or_abandons_it(store: DynamoRoutingStore) -> None:
+    assert store.claim("s", "first", T, 5).owned
+    assert store.claim("s", "second", T + 6, 5).owned  # the first claim lapsed; a retry took it over
+    store.abandon("s", "first")  # the first request failed late: the retry's claim stays
+    store.complete("s", "first", REPLY, T + 7, 5)  # nor does its late answer replace the retry's
+    assert store.claim("s", "third", T + 7, 5) == Claim(owned=False, reply=None)
+    store.complete("s", "second", REPLY, T + 8, 5)
+    assert store.claim("s", "third", T + 9, 5).reply == REPLY

@@ -166,10 +166,10 @@ def test_twenty_concurrent_429s_raise_the_level_once(store: DynamoRoutingStore) 
 
 def test_no_use_is_lost(store: DynamoRoutingStore) -> None:
     members = ("a", "b", "c")
-    all_at_once(16, lambda i: [store.add_uses("combo", members[(i + j) % 3]) for j in range(24)])
+    all_at_once(16, lambda i: [store.add_uses("combo", members[(i + j) % 3], T) for j in range(24)])
     assert store.load(T).uses == {"combo": {"a": 128, "b": 128, "c": 128}}
 
 
 def test_exactly_one_idempotency_owner(store: DynamoRoutingStore) -> None:
-    claims = all_at_once(20, lambda _: store.claim("key:abc", T, 5))
+    claims = all_at_once(20, lambda _: store.claim("key:abc", f"r{_}", T, 5))
     assert sum(c.owned for c in claims) == 1
