@@ -112,8 +112,8 @@ class RoutingStore(Protocol):
         ...
 
     def finish_probe(self, provider: str, owner: str, ok: bool, now: float, reset_seconds: float) -> BreakerState:
-        """The probe's result, only from its owner: success closes the breaker, failure opens it again for
-        `reset_seconds`. A stale owner changes nothing."""
+        """A probe's result: any prober's success closes a half-open breaker; a failure opens it again for
+        `reset_seconds`, only from the current owner (a stale owner's failure changes nothing)."""
         ...
 
     def reset_breaker(self, provider: str) -> None: ...

@@ -55,7 +55,7 @@ def get_connection(id: str, svc: ServicesDep) -> dict[str, Any]:
 async def update_connection(id: str, body: ConnectionUpdate, svc: ServicesDep) -> dict[str, Any]:
     connection = await anyio.to_thread.run_sync(svc.admin.update_connection, id, body.fields())
     # A new key or base URL (or re-enabling it) is a fresh start: its cooldowns would hide the change.
-    await svc.health.reset(svc.config.snapshot, None, id)
+    await svc.health.reset(await anyio.to_thread.run_sync(svc.config.reload), None, id)
     return {"connection": connection}
 
 
@@ -171,7 +171,8 @@ async def health(svc: ServicesDep) -> dict[str, Any]:
 async def reset_health(svc: ServicesDep, body: HealthReset | None = None) -> dict[str, int]:
     """Close breakers and end cooldowns: all, one provider's, or one connection's."""
     target = body or HealthReset()
-    return await svc.health.reset(svc.config.snapshot, target.provider, target.connectionId)
+    snapshot = await anyio.to_thread.run_sync(svc.config.reload)  # the connections as they are now
+    return await svc.health.reset(snapshot, target.provider, target.connectionId)
 
 
 @router.post("/translator/translate")

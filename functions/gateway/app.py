@@ -147,7 +147,7 @@ async def _complete(
     timing.since("route", started)
     request.state.provider = plan.root.route.provider_id if isinstance(plan.root, Leaf) else "combo"
     replay = services.replay
-    scope = replay.idempotency_scope(request.headers, key.id if key else None, await request.body())
+    scope = replay.idempotency_scope(request.headers, key.id if key else None, request.url.path, await request.body())
     owner = secrets.token_hex(8) if scope is not None else ""  # this request, as its claim's holder
     if scope is not None:
         stored = await replay.begin(scope, owner)
@@ -158,7 +158,7 @@ async def _complete(
         cached = await replay.lookup(cache_key)
         if cached is not None:
             if scope is not None:
-                replay.finish(scope, owner, cached)
+                await replay.finish(scope, owner, cached)
             return _stored_response(cached, {"x-omniroute-cache": "HIT"})
     started = time.perf_counter()
     try:
@@ -174,11 +174,11 @@ async def _complete(
         reply = await unless_disconnected(request.receive, call)
     except ClientGone:
         if scope is not None:
-            replay.finish(scope, owner, None)
+            await replay.finish(scope, owner, None)
         return Response(status_code=499)  # nginx's "client closed request"; nobody is there to read it
     except BaseException:
         if scope is not None:
-            replay.finish(scope, owner, None)
+            await replay.finish(scope, owner, None)
         raise
     finally:
         # to the upstream's first chunk on a stream, its whole answer otherwise, fallbacks included; also
@@ -191,11 +191,11 @@ async def _complete(
     if isinstance(reply, JsonReply):
         if cache_key is not None:
             reply.headers["x-omniroute-cache"] = "MISS"
-            replay.store(cache_key, StoredReply(reply.status, reply.headers, reply.body), settings.cache_ttl)
+            await replay.store(cache_key, StoredReply(reply.status, reply.headers, reply.body), settings.cache_ttl)
         elif request.headers.get("x-omniroute-no-cache", "").strip().lower() == "true":
             reply.headers["x-omniroute-cache"] = "MISS"  # asked not to use the cache: not from it
         if scope is not None:
-            replay.finish(scope, owner, StoredReply(reply.status, reply.headers, reply.body))
+            await replay.finish(scope, owner, StoredReply(reply.status, reply.headers, reply.body))
         return Response(reply.body, status_code=reply.status, media_type="application/json", headers=reply.headers)
     progress = request.headers.get("x-omniroute-progress", "").strip().lower() == "true"
     chunks = reply.chunks

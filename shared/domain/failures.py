@@ -4,7 +4,8 @@ Providers report the same few situations (rate limited, out of credit, bad key, 
 long, overloaded) with different statuses and wordings: OpenAI answers an empty wallet with a 429, Anthropic
 with a 400, and Gemini puts its retry delay in the body. Deciding in one pure function keeps the router
 simple (it only obeys a `Verdict`), leaves provider-wide trouble to the circuit breaker instead of cooling
-every account, keeps a client's bad request from being retried on every account, and lets each rule be tested
+every account, keeps a client's bad request from being retried on every account of a provider (a combo's
+other targets may still take it: a 400 is often one provider's limitation), and lets each rule be tested
 with recorded bodies.
 
     failure                          next          scope          cooldown             backoff breaker reason
@@ -43,7 +44,9 @@ from enum import StrEnum
 class Next(StrEnum):
     NEXT_ACCOUNT = "next_account"  # another connection of the same provider may still serve this model
     NEXT_TARGET = "next_target"  # the provider or model is the problem: go to the next target of the combo
-    FAIL = "fail"  # the request itself is at fault: relay the error, burn nothing else
+    # The request as sent is refused here: burn no other account of this target. Another target (another
+    # provider or model) may accept it; if none answers, this refusal is what the client gets.
+    FAIL = "fail"
 
 
 class Scope(StrEnum):

@@ -71,8 +71,9 @@ class BreakerState:
         )
 
     def after_probe(self, owner: str, ok: bool, now: float, reset: float) -> BreakerState:
-        """The probe's result (only its owner's counts): closed again, or open for another `reset`."""
-        if self.phase is not BreakerPhase.HALF_OPEN or self.probe_owner != owner:
+        """A probe's result: any prober's success closes the breaker (the provider answered, even if that
+        probe's claim lapsed and another took over); a failure reopens it only from the current owner."""
+        if self.phase is not BreakerPhase.HALF_OPEN or (not ok and self.probe_owner != owner):
             return self
         if ok:
             return replace(

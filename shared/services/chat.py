@@ -510,7 +510,7 @@ async def _relay(resp: UpstreamResponse, client_wants_usage: bool, outcome: Outc
             last = rest + b"\n\n"
             if _keep(last, state, outcome, client_wants_usage):
                 yield last
-        if not state.saw_done:
+        if not state.saw_done and outcome.error is None:
             if not state.saw_finish:
                 raise UpstreamFailed(
                     "The upstream ended the stream before finishing its answer (no finish_reason, no [DONE]).",
@@ -546,11 +546,25 @@ def _keep(frame: bytes, state: _RelayState, outcome: Outcome, client_wants_usage
         return keep
     if state.saw_done:
         return False  # nothing after the sentinel reaches an OpenAI client
+    if data.startswith(b'{"error"') and outcome.error is None:
+        # An OpenAI-compatible upstream's in-stream failure (OpenRouter, vLLM): relayed as it is, and noted,
+        # so a stream that opens with it is not taken for an answer.
+        outcome.error = _stream_error_message(data)
     if not state.saw_finish and _FINISH.search(data):
         state.saw_finish = True
     if b'"usage"' in data:
         return _inspect_usage(data, outcome, client_wants_usage)
     return True
+
+
+def _stream_error_message(data: bytes) -> str:
+    try:
+        doc = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return "The upstream sent an error event."
+    error = doc.get("error") if isinstance(doc, dict) else None
+    message = error.get("message") if isinstance(error, dict) else error
+    return str(message or "The upstream sent an error event.")[:500]
 
 
 def _inspect_usage(data: bytes, outcome: Outcome, client_wants_usage: bool) -> bool:

@@ -34,7 +34,7 @@ MAX_REPLAY_BYTES = 256 * 1024
 LOCAL_CACHE_ENTRIES = 256
 LOCAL_CACHE_BYTES = 16 * 1024 * 1024
 # Fields that do not change the answer: the cache ignores them.
-_VOLATILE = ("stream", "stream_options", "user", "metadata", "store", "prompt_cache_key", "safety_identifier")
+_VOLATILE = ("stream", "stream_options", "user", "metadata", "prompt_cache_key", "safety_identifier")
 
 
 def _truthy(value: str | None) -> bool:
@@ -58,12 +58,14 @@ class ReplayService:
     # ----- idempotency -------------------------------------------------------------------------------
 
     @staticmethod
-    def idempotency_scope(headers: Mapping[str, str], key_id: str | None, raw_body: bytes) -> str | None:
+    def idempotency_scope(headers: Mapping[str, str], key_id: str | None, path: str, raw_body: bytes) -> str | None:
+        """The claim's key: the API key, the idempotency key, the endpoint (a Gemini `generateContent` is not
+        its `streamGenerateContent`) and the body."""
         value = headers.get("idempotency-key") or headers.get("x-request-id")
         if not value:
             return None
         digest = hashlib.sha256()
-        for part in (key_id or "-", value, ""):
+        for part in (key_id or "-", value, path):
             digest.update(part.encode() + b"\x00")
         digest.update(raw_body)
         return digest.hexdigest()[:40]
@@ -84,14 +86,15 @@ class ReplayService:
                 return claim.reply
             if loop.time() >= deadline:
                 return None
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(0.25)  # each look is a conditional write that fails: not too often
 
-    def finish(self, scope: str, owner: str, reply: StoredReply | None) -> None:
-        """The claimed request's answer (None: it failed, drop the claim). Only the claim's owner writes."""
+    async def finish(self, scope: str, owner: str, reply: StoredReply | None) -> None:
+        """The claimed request's answer (None: it failed, drop the claim). Only the claim's owner writes.
+        Awaited before the answer's last byte: a duplicate must find it, and Lambda may freeze right after."""
         if reply is None or not 200 <= reply.status < 300 or len(reply.body) > MAX_REPLAY_BYTES:
-            self._state.abandon(scope, owner)
+            await self._state.abandon(scope, owner)
         else:
-            self._state.complete(scope, owner, reply, IDEMPOTENCY_SECONDS)
+            await self._state.complete(scope, owner, reply, IDEMPOTENCY_SECONDS)
 
     def recording(
         self, scope: str, owner: str, chunks: AsyncIterator[bytes], headers: Mapping[str, str], failed: Any
@@ -115,9 +118,10 @@ class ReplayService:
                 complete = True
             finally:
                 if complete and kept is not None and not failed():
-                    self.finish(scope, owner, StoredReply(200, dict(headers), b"".join(kept), "text/event-stream"))
+                    reply = StoredReply(200, dict(headers), b"".join(kept), "text/event-stream")
+                    await self.finish(scope, owner, reply)
                 else:
-                    self.finish(scope, owner, None)
+                    await self.finish(scope, owner, None)
 
         return relay()
 
@@ -144,6 +148,7 @@ class ReplayService:
             "client": client.value,
             "model": model,
             "body": kept,
+            "beta": headers.get("anthropic-beta"),  # features an Anthropic client opted into
             "systemPrompt": settings.system_prompt,
             "thinking": [settings.thinking_mode, settings.thinking_budget],
         }
@@ -163,11 +168,11 @@ class ReplayService:
             self.stats.hits += 1
         return reply
 
-    def store(self, key: str, reply: StoredReply, ttl: float) -> None:
+    async def store(self, key: str, reply: StoredReply, ttl: float) -> None:
         if reply.status != 200:
             return
         self._remember(key, reply)
-        self._state.cache_put(key, reply, ttl)
+        await self._state.cache_put(key, reply, ttl)
 
     def _remember(self, key: str, reply: StoredReply) -> None:
         old = self._local.pop(key, None)

@@ -1,13 +1,17 @@
 """The fallback loop: walk a plan's targets and accounts until one answers, so coding never stops.
 
-For each target, in the order its combo's strategy gives: skip it while its provider's breaker is open
-(or claim the single half-open probe when it is due) → order the provider's accounts by the account
-strategy, skipping those cooling down (whole account, or just this model) → take a rate-limit slot if the
-account has limits → call the upstream through `ChatService`. A failure is classified
-(`shared.domain.failures`) into: try the next account, the next target, or fail now; it may cool the
+For each target, in the order its combo's strategy gives: order the provider's accounts by the account
+strategy, skipping those cooling down (whole account, or just this model) → skip an account whose breaker
+is open (or claim the single half-open probe when it is due; accounts share their provider's breaker,
+except those with their own base URL) → take a rate-limit slot if the account has limits → call the
+upstream through `ChatService`. A failure is classified (`shared.domain.failures`): try the next account,
+the next target, or (a refusal of the request itself) no other account of this target; it may cool the
 account or model down and count against the breaker. Only failures before the first byte reached the
-client move on: a stream is committed once its first chunk is ready, and a failure after that ends the
-stream with an error event in the client's format (ChatService's relays do that).
+client move on: a stream is committed once its first real chunk (not a comment) is ready, and a failure
+after that ends the stream with an error event in the client's format (ChatService's relays do that).
+
+Everything that must outlive the answer (a slot given back, a breaker's count after a stream) is done
+before the answer's last byte is handed over, so a Lambda environment frozen right after it loses nothing.
 """
 
 from __future__ import annotations
@@ -17,12 +21,12 @@ import functools
 import logging
 import math
 import random
+import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from shared.context import current_request_id
 from shared.domain.combos import ComboConfig
 from shared.domain.config import Connection, GatewaySettings
 from shared.domain.failures import FailureKind, Next, Scope, Verdict, classify
@@ -48,7 +52,10 @@ log = logging.getLogger("omniroute.router")
 SESSION_HEADERS = ("x-session-id", "x-omniroute-session", "session_id")
 CURSOR_BLOCK = 8  # round-robin positions leased per store write
 SLOT_SECONDS = 960.0  # a concurrency slot outlives the longest request (Lambda's 900 s)
-PROBE_SECONDS = 30.0
+# A half-open probe's claim: long enough for a slow answer; a prober that died frees it after this.
+PROBE_SECONDS = 120.0
+# An instance idle this long (or frozen between invocations) reloads the routing state before routing.
+STALE_VIEW_SECONDS = 30.0
 
 PriceLookup = Callable[[str, str], float | None]
 
@@ -89,6 +96,7 @@ class _Run:
     attempts: int = 0
     tried: list[_Tried] = field(default_factory=list)
     seen: set[tuple[str, str, str]] = field(default_factory=set)
+    down: set[str] = field(default_factory=set)  # breaker keys that failed provider-wide in this request
 
 
 @dataclass(slots=True)
@@ -154,9 +162,9 @@ class Router:
             client_model=client_model,
             settings=settings,
             session=session,
-            owner=f"{self._state.instance_id}:{current_request_id.get() or id(body)}",
+            owner=f"{self._state.instance_id}:{secrets.token_hex(6)}",  # ours, never the client's request id
         )
-        self._state.view()  # starts a background refresh when the copy is old
+        await self._state.fresh(STALE_VIEW_SECONDS)  # waits only when the copy is old; refreshes otherwise
         for node in (plan.root, *plan.fallbacks):
             reply = await self._node(node, run, None)
             if reply is not None:
@@ -225,19 +233,7 @@ class Router:
         self, leaf: Leaf, run: _Run, config: ComboConfig | None, slot: tuple[str, int] | None
     ) -> JsonReply | StreamReply | None:
         route = leaf.route
-        provider = route.provider_id
-        policy = _policy(route, run.settings)
-        now = self._state.now()
-        probing = False
-        breaker = self._state.view().breakers.get(provider)
-        if breaker is not None and not breaker.admits(now):
-            if breaker.probe_due(now) and await self._state.try_probe(provider, run.owner, PROBE_SECONDS):
-                probing = True
-            else:
-                wait = max(breaker.open_until - now, 1.0)
-                run.tried.append(_Tried(route.public_model, f"circuit open for {wait:.0f} s", 503, wait))
-                return None
-        target_slot: tuple[str, str] | None = None
+        target_slot: str | None = None
         if config is not None and config.concurrency_per_target and slot is not None:
             key = f"target:{slot[0]}#{slot[1]}"
             admission = await self._state.acquire(
@@ -247,34 +243,42 @@ class Router:
                 run.tried.append(
                     _Tried(route.public_model, "target at its concurrency limit", 429, admission.retry_after)
                 )
-                await self._unprobe(provider, run, probing, policy)
                 return None
-            target_slot = (key, run.owner) if admission.slot_id is not None else None
+            target_slot = key if admission.slot_id is not None else None
         try:
-            reply = await self._accounts(leaf, run, config or ComboConfig(), policy, probing)
+            reply = await self._accounts(leaf, run, config or ComboConfig())
         except BaseException:
             if target_slot is not None:
-                self._state.release(*target_slot)
+                self._state.spawn(self._state.release(target_slot, run.owner))
             raise
-        if target_slot is not None:
-            if reply is None:
-                self._state.release(*target_slot)
-            else:
-                reply = _on_close(reply, lambda: self._state.release(*target_slot))
-        if reply is None and probing:
-            await self._unprobe(provider, run, probing, policy)
-        return reply
+        if target_slot is None:
+            return reply
+        if reply is None:
+            await self._state.release(target_slot, run.owner)
+            return None
+        return await _on_close(reply, functools.partial(self._state.release, target_slot, run.owner))
 
-    async def _unprobe(self, provider: str, run: _Run, probing: bool, policy: Policy) -> None:
-        """A claimed probe that made no call: give the claim back as a failure, so the breaker stays open
-        and is probed again after its reset time (not left half-open until the claim lapses)."""
-        if probing:
-            await self._state.finish_probe(provider, run.owner, False, policy)
+    async def _gate(self, key: str, label: str, run: _Run) -> bool | None:
+        """The breaker of `key`: False to go ahead, True to go ahead as its one probe, None to skip."""
+        now = self._state.now()
+        breaker = self._state.view().breakers.get(key)
+        if breaker is None or breaker.admits(now):
+            return False
+        if breaker.probe_due(now):
+            if await self._state.try_probe(key, run.owner, PROBE_SECONDS):
+                return True
+            # Someone else holds the probe, or our copy is old (the breaker may be closed by now).
+            await self._state.reload()
+            breaker = self._state.view().breakers.get(key)
+            if breaker is None or breaker.admits(now):
+                return False
+        wait = max(breaker.open_until - now, 1.0)
+        run.tried.append(_Tried(label, f"circuit open for {wait:.0f} s", 503, wait))
+        return None
 
-    async def _accounts(
-        self, leaf: Leaf, run: _Run, config: ComboConfig, policy: Policy, probing: bool
-    ) -> JsonReply | StreamReply | None:
+    async def _accounts(self, leaf: Leaf, run: _Run, config: ComboConfig) -> JsonReply | StreamReply | None:
         route = leaf.route
+        policy = _policy(route, run.settings)
         now = self._state.now()
         candidates: list[Connection | None] = []
         for conn in route.connections:
@@ -292,50 +296,70 @@ class Router:
         for conn in await self._account_order(route, candidates, run):
             if run.attempts >= run.settings.max_attempts:
                 return None
+            key = _breaker_key(route, conn)
+            if key in run.down:
+                continue  # it failed provider-wide a moment ago in this very request
+            probing = await self._gate(key, _label(route, conn), run)
+            if probing is None:
+                continue
             cid = _account_id(route, conn)
             run.seen.add((route.provider_id, route.upstream_model, cid))
             slot_key: str | None = None  # set while this request holds a concurrency slot of the account
             if conn is not None and conn.rate_limit.configured:
-                key = f"acct:{conn.id}"
-                admission = await self._state.acquire(key, conn.rate_limit, run.owner, SLOT_SECONDS)
+                limit_key = f"acct:{conn.id}"
+                admission = await self._state.acquire(limit_key, conn.rate_limit, run.owner, SLOT_SECONDS)
                 if admission.slot_id is not None:
-                    slot_key = key
+                    slot_key = limit_key
                 if not admission.admitted:
                     run.tried.append(
                         _Tried(
                             _label(route, conn), f"account at its {admission.limit} limit", 429, admission.retry_after
                         )
                     )
+                    if probing:  # give the probe back at once: this request never called
+                        await self._state.finish_probe(key, run.owner, False, replace(policy, breaker_reset=0.0))
                     continue
             try:
-                outcome = await self._tries(leaf, conn, run, config, policy, probing)
+                outcome = await self._tries(leaf, conn, run, config, policy, key, probing)
             except BaseException:
                 if slot_key is not None:
-                    self._state.release(slot_key, run.owner)
+                    self._state.spawn(self._state.release(slot_key, run.owner))
+                if probing:  # cancelled mid-probe (the client left): let the next request probe at once
+                    self._state.spawn(
+                        self._state.finish_probe(key, run.owner, False, replace(policy, breaker_reset=0.0))
+                    )
                 raise
-            probing = False  # a probe is one call
             if not isinstance(outcome, Verdict):
                 if slot_key is not None:
-                    outcome = _on_close(outcome, functools.partial(self._state.release, slot_key, run.owner))
+                    return await _on_close(outcome, functools.partial(self._state.release, slot_key, run.owner))
                 return outcome
             if slot_key is not None:
-                self._state.release(slot_key, run.owner)
-            if outcome.next is Next.NEXT_TARGET:
-                return None
+                await self._state.release(slot_key, run.owner)
+            if outcome.breaker:
+                run.down.add(key)  # its other accounts on the same endpoint are skipped; others still tried
+            elif outcome.next is not Next.NEXT_ACCOUNT:
+                return None  # the model or the request is the problem here: the next target
         return None
 
     async def _tries(
-        self, leaf: Leaf, conn: Connection | None, run: _Run, config: ComboConfig, policy: Policy, probing: bool
+        self,
+        leaf: Leaf,
+        conn: Connection | None,
+        run: _Run,
+        config: ComboConfig,
+        policy: Policy,
+        key: str,
+        probing: bool,
     ) -> JsonReply | StreamReply | Verdict:
         """One account: a call, and again (up to `maxRetries`) after a failure worth retrying in place."""
         attempt = 0
         while True:
-            outcome = await self._attempt(leaf, conn, run, config, policy, probing)
+            outcome = await self._attempt(leaf, conn, run, config, policy, key, probing)
             if not isinstance(outcome, Verdict):
                 return outcome
             probing = False
             attempt += 1
-            breaker = self._state.view().breakers.get(leaf.route.provider_id)
+            breaker = self._state.view().breakers.get(key)
             tripped = breaker is not None and not breaker.admits(self._state.now())
             if (
                 not outcome.retryable_same_target
@@ -376,7 +400,14 @@ class Router:
     # ----- one call ------------------------------------------------------------------------------------
 
     async def _attempt(
-        self, leaf: Leaf, conn: Connection | None, run: _Run, config: ComboConfig, policy: Policy, probing: bool
+        self,
+        leaf: Leaf,
+        conn: Connection | None,
+        run: _Run,
+        config: ComboConfig,
+        policy: Policy,
+        key: str,
+        probing: bool,
     ) -> JsonReply | StreamReply | Verdict:
         route = replace(leaf.route, connections=(conn,))
         provider = route.provider_id
@@ -408,30 +439,31 @@ class Router:
             err: GatewayError = UpstreamTimeout(
                 f"{route.public_model} sent nothing within {first_byte:g} s (first-byte timeout).", provider=provider
             )
-            return await self._failed(err, FailureKind.TIMEOUT, None, "", {}, route, conn, run, policy, probing)
+            return await self._failed(err, FailureKind.TIMEOUT, None, "", {}, route, conn, run, policy, key, probing)
         except (UpstreamRejected, UpstreamFailed, UpstreamTimeout) as exc:
             kind, status, body, headers = _failure_of(exc)
-            return await self._failed(exc, kind, status, body, headers, route, conn, run, policy, probing)
+            return await self._failed(exc, kind, status, body, headers, route, conn, run, policy, key, probing)
         except _CutBeforeFirstByte as cut:
             err = UpstreamFailed(cut.message, provider=provider)
-            return await self._failed(err, FailureKind.CUT, None, cut.message, {}, route, conn, run, policy, probing)
+            return await self._failed(
+                err, FailureKind.CUT, None, cut.message, {}, route, conn, run, policy, key, probing
+            )
         except GatewayError:
-            if probing:  # our own refusal (a request we cannot translate) says nothing about the provider
-                await self._state.finish_probe(provider, run.owner, True, policy)
+            if probing:  # our own refusal (a request we cannot translate): the probe is given back unused
+                await self._state.finish_probe(key, run.owner, False, replace(policy, breaker_reset=0.0))
             raise
         latency_ms = (time.perf_counter() - started) * 1000
         self._state.observe_latency(provider, latency_ms)
         self._stats.setdefault(provider, _Stats()).observe(True, latency_ms)
         self._stats.setdefault(f"acct:{cid}", _Stats()).observe(True, latency_ms)
         if probing:
-            await self._state.finish_probe(provider, run.owner, True, policy)
-        else:
-            self._state.record_success(provider)
+            await self._state.finish_probe(key, run.owner, True, policy)  # it answered: closed again
         self._state.clear_cooldown(cid, None)
         self._state.clear_cooldown(cid, route.upstream_model)
         reply.headers["x-omniroute-attempts"] = str(run.attempts)
         if isinstance(reply, StreamReply):
-            reply = self._watch_stream(reply, provider, policy)
+            return self._watch_stream(reply, key, policy)
+        self._state.record_success(key)
         return reply
 
     async def _failed(
@@ -445,6 +477,7 @@ class Router:
         conn: Connection | None,
         run: _Run,
         policy: Policy,
+        key: str,
         probing: bool,
     ) -> Verdict:
         provider = route.provider_id
@@ -458,9 +491,9 @@ class Router:
             route.public_model, cid, verdict.reason, status or kind.value, verdict.next.value, err.message,
         )  # fmt: skip
         if probing:
-            await self._state.finish_probe(provider, run.owner, not verdict.breaker, policy)
+            await self._state.finish_probe(key, run.owner, not verdict.breaker, policy)
         elif verdict.breaker:
-            await self._state.record_failure(provider, policy)
+            await self._state.record_failure(key, policy)
         retry_after: float | None = err.retry_after
         if verdict.scope is not Scope.NONE:
             model = route.upstream_model if verdict.scope is Scope.MODEL else None
@@ -469,19 +502,20 @@ class Router:
         elif verdict.cooldown is not None:
             retry_after = verdict.cooldown
         run.tried.append(_Tried(_label(route, conn), verdict.reason, status or err.http_status, retry_after, err))
-        if verdict.next is Next.FAIL:
-            raise err
         return verdict
 
-    def _watch_stream(self, reply: StreamReply, provider: str, policy: Policy) -> StreamReply:
-        """A stream that fails after its first byte cannot move on, but still counts against the breaker."""
+    def _watch_stream(self, reply: StreamReply, key: str, policy: Policy) -> StreamReply:
+        """A stream is a success only once it ended cleanly; one that fails after its first byte cannot move
+        on, but counts against the breaker (so a provider that keeps cutting streams does trip it)."""
         outcome = reply.outcome
         state = self._state
 
         async def close() -> None:
             await reply.aclose()
-            if outcome.error is not None and outcome.provider == provider:
-                state.spawn(state.record_failure(provider, policy))
+            if outcome.error is None:
+                state.record_success(key)
+            else:
+                await state.record_failure(key, policy)
 
         return replace(reply, aclose=close)
 
@@ -493,10 +527,16 @@ class _CutBeforeFirstByte(Exception):
 
 
 async def _first_chunk(reply: StreamReply) -> StreamReply:
-    """Wait for the stream's first chunk. A stream whose first chunk is already its failure (the upstream
-    closed, or sent only an error) never reached the client, so the router may still move on."""
+    """Wait for the stream's first real chunk. SSE comments before it (OpenRouter's `: OPENROUTER
+    PROCESSING`) are held back with it, so a stream whose first event is its failure (the upstream closed,
+    or sent only an error) has not reached the client, and the router may still move on."""
+    held: list[bytes] = []
     try:
-        first = await reply.chunks.__anext__()
+        while True:
+            chunk = await reply.chunks.__anext__()
+            held.append(chunk)
+            if reply.outcome.error is not None or not _only_comments(chunk):
+                break
     except StopAsyncIteration:
         await reply.aclose()
         raise _CutBeforeFirstByte("The upstream ended the stream before sending anything.") from None
@@ -507,7 +547,12 @@ async def _first_chunk(reply: StreamReply) -> StreamReply:
         message = reply.outcome.error
         await reply.aclose()
         raise _CutBeforeFirstByte(message)
-    return replace(reply, chunks=_prepend(first, reply.chunks))
+    return replace(reply, chunks=_prepend(b"".join(held), reply.chunks))
+
+
+def _only_comments(chunk: bytes) -> bool:
+    """Whether a chunk holds nothing but SSE comment lines (and blank lines)."""
+    return all(not line.strip() or line.startswith(b":") for line in chunk.split(b"\n"))
 
 
 async def _prepend(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
@@ -516,10 +561,11 @@ async def _prepend(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[by
         yield chunk
 
 
-def _on_close(reply: JsonReply | StreamReply, done: Callable[[], None]) -> JsonReply | StreamReply:
-    """Run `done` when the reply is finished: at once for JSON, when the stream is released otherwise."""
+async def _on_close(reply: JsonReply | StreamReply, done: Callable[[], Awaitable[None]]) -> JsonReply | StreamReply:
+    """Run `done` when the reply is finished: now for JSON, when the stream is released otherwise (before
+    its last byte goes out: see RelayResponse)."""
     if isinstance(reply, JsonReply):
-        done()
+        await done()
         return reply
     inner: Callable[[], Awaitable[None]] = reply.aclose
 
@@ -527,7 +573,7 @@ def _on_close(reply: JsonReply | StreamReply, done: Callable[[], None]) -> JsonR
         try:
             await inner()
         finally:
-            done()
+            await done()
 
     return replace(reply, aclose=close)
 
@@ -559,6 +605,14 @@ def _policy(route: Route, settings: GatewaySettings) -> Policy:
     return settings.policies.get(profile) or DEFAULT_POLICIES[profile]
 
 
+def _breaker_key(route: Route, conn: Connection | None) -> str:
+    """The breaker an account answers to: its provider's, unless it has its own base URL (another endpoint
+    fails on its own)."""
+    if conn is not None and conn.base_url:
+        return f"{route.provider_id}@{conn.base_url.rstrip('/')}"
+    return route.provider_id
+
+
 def _account_id(route: Route, conn: Connection | None) -> str:
     return conn.id if conn is not None else route.provider_id  # keyless providers cool down as a whole
 
@@ -580,6 +634,9 @@ def _final_error(plan: Plan, run: _Run) -> GatewayError:
     if len(tried) == 1 and called:
         assert called[0].error is not None
         return called[0].error
+    refusals = [t for t in called if t.reason == "bad_request"]
+    if refusals and len(refusals) == len(called) and refusals[0].error is not None:
+        return refusals[0].error  # every target refused the request itself: the first refusal, as it was
     waits = [t.retry_after for t in tried if t.retry_after is not None and t.retry_after > 0]
     retry_after = max(1.0, min(waits)) if waits else None
     summary = "; ".join(f"{t.label}: {t.reason}" for t in tried[:12])

@@ -86,6 +86,13 @@ class RoutingState:
 
     # ----- the view -------------------------------------------------------------------------------
 
+    async def fresh(self, max_age: float) -> RoutingView:
+        """The copy, reloaded first when it is older than `max_age` (an instance that sat idle or was frozen
+        must not route on what it knew then); otherwise as `view()`."""
+        if self._store is not None and self._clock() - self._view.loaded_at >= max_age:
+            await self.reload()
+        return self.view()
+
     def view(self) -> RoutingView:
         """The current copy; starts a background reload when it is older than `refresh`."""
         view = self._view
@@ -295,9 +302,10 @@ class RoutingState:
         )
         return admission if admission is not None else Admission(admitted=True)  # a failing store admits
 
-    def release(self, key: str, slot_id: str) -> None:
+    async def release(self, key: str, slot_id: str) -> None:
+        """Give a concurrency slot back (awaited: a slot must not wait for a frozen environment to thaw)."""
         if self._store is not None:
-            self.spawn(self._call("releasing a slot", self._store.release, key, slot_id))
+            await self._call("releasing a slot", self._store.release, key, slot_id)
 
     # ----- idempotency and cache ---------------------------------------------------------------------
 
@@ -308,23 +316,23 @@ class RoutingState:
         claim = await self._call("claiming an idempotency key", self._store.claim, scope, owner, now, ttl)
         return claim if claim is not None else Claim(owned=True)
 
-    def complete(self, scope: str, owner: str, reply: StoredReply, ttl: float) -> None:
+    async def complete(self, scope: str, owner: str, reply: StoredReply, ttl: float) -> None:
         if self._store is not None:
             now = self._clock()
-            self.spawn(self._call("storing an idempotent reply", self._store.complete, scope, owner, reply, now, ttl))
+            await self._call("storing an idempotent reply", self._store.complete, scope, owner, reply, now, ttl)
 
-    def abandon(self, scope: str, owner: str) -> None:
+    async def abandon(self, scope: str, owner: str) -> None:
         if self._store is not None:
-            self.spawn(self._call("dropping an idempotency claim", self._store.abandon, scope, owner))
+            await self._call("dropping an idempotency claim", self._store.abandon, scope, owner)
 
     async def cache_get(self, key: str) -> StoredReply | None:
         if self._store is None:
             return None
         return await self._call("reading the response cache", self._store.cache_get, key, self._clock())
 
-    def cache_put(self, key: str, reply: StoredReply, ttl: float) -> None:
+    async def cache_put(self, key: str, reply: StoredReply, ttl: float) -> None:
         if self._store is not None:
-            self.spawn(self._call("writing the response cache", self._store.cache_put, key, reply, self._clock(), ttl))
+            await self._call("writing the response cache", self._store.cache_put, key, reply, self._clock(), ttl)
 
     # ----- latency -----------------------------------------------------------------------------------
 

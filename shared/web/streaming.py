@@ -9,7 +9,9 @@ long before that. While nothing was sent for `keepalive` seconds, an SSE comment
 every SSE parser ignores comments. With `progress`, an `event: progress` frame (elapsed time, what was
 relayed so far) goes out every `PROGRESS_SECONDS`, and a last one with `"done": true` after the stream.
 
-Both come from one watchdog task per stream that sleeps until the next deadline; the relay itself reads
+The upstream is released (`on_close`) before the last message goes out, so whatever it finishes (a rate-limit
+slot given back, a breaker count) lands before Lambda may freeze the environment. Keepalives and progress
+frames come from one watchdog task per stream that sleeps until the next deadline; the relay itself reads
 and sends each chunk directly (a lock keeps the two from interleaving inside one send), so a lively
 stream pays no extra task switch per chunk.
 """
@@ -26,6 +28,12 @@ from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 PROGRESS_SECONDS = 2.0
+
+
+async def _nothing() -> None:
+    return None
+
+
 KEEPALIVE_FRAME = b": keepalive\n\n"
 
 
@@ -49,24 +57,28 @@ class RelayResponse(StreamingResponse):
         try:
             await super().__call__(scope, receive, send)
         finally:
-            await self._on_close()
+            await self._close()
+
+    async def _close(self) -> None:
+        on_close, self._on_close = self._on_close, _nothing
+        await on_close()
 
     async def stream_response(self, send: Send) -> None:
-        if self._keepalive is None and not self._progress:
-            await super().stream_response(send)
-            return
         await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
         watch = _Watch(send, self._keepalive, self._progress)
-        watchdog = asyncio.ensure_future(watch.run())
+        watchdog = asyncio.ensure_future(watch.run()) if self._keepalive is not None or self._progress else None
         try:
             async for chunk in self.body_iterator:
                 await watch.send(chunk.encode(self.charset) if isinstance(chunk, str) else bytes(chunk))
         finally:
-            watchdog.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watchdog
+            if watchdog is not None:
+                watchdog.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watchdog
         if self._progress:
             await send({"type": "http.response.body", "body": watch.progress_frame(done=True), "more_body": True})
+        # Released before the last message: Lambda may freeze the environment as soon as the answer is done.
+        await self._close()
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 

@@ -88,8 +88,26 @@ def clean(gw: Gateway, fakes: dict[str, ServerThread]) -> dict[str, Any]:
     return states
 
 
+_CLIENTS: list[openai.OpenAI | anthropic.Anthropic] = []  # closed after each test (their sockets)
+
+
+@pytest.fixture(autouse=True)
+def _close_clients() -> Iterator[None]:
+    yield
+    while _CLIENTS:
+        _CLIENTS.pop().close()
+
+
 def oai(gw: Gateway, **headers: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=gw.v1, api_key="unused", max_retries=0, default_headers=headers or None)
+    client = openai.OpenAI(base_url=gw.v1, api_key="unused", max_retries=0, default_headers=headers or None)
+    _CLIENTS.append(client)
+    return client
+
+
+def ant(gw: Gateway) -> anthropic.Anthropic:
+    client = anthropic.Anthropic(base_url=gw.base_url, api_key="unused", max_retries=0)
+    _CLIENTS.append(client)
+    return client
 
 
 def health(gw: Gateway) -> dict[str, Any]:
@@ -176,7 +194,7 @@ def test_stream_cut_after_the_first_byte_ends_with_an_error_event(gw: Gateway, c
 
 def test_anthropic_client_gets_its_own_error_event_on_a_cut_stream(gw: Gateway, clean: dict[str, Any]) -> None:
     clean["an"].add_script([{"fault": "cut-stream"}])
-    client = anthropic.Anthropic(base_url=gw.base_url, api_key="unused", max_retries=0)
+    client = ant(gw)
     with (
         pytest.raises(anthropic.APIStatusError),
         client.messages.stream(model="an/claude-haiku-4-5", max_tokens=64, messages=MESSAGES) as stream,
@@ -185,13 +203,20 @@ def test_anthropic_client_gets_its_own_error_event_on_a_cut_stream(gw: Gateway, 
             pass
 
 
-def test_bad_request_fails_fast_in_the_callers_format(gw: Gateway, clean: dict[str, Any]) -> None:
+def test_a_refusal_burns_no_other_account_and_all_refusals_reach_the_caller_as_the_first(
+    gw: Gateway, clean: dict[str, Any]
+) -> None:
     refusal = {"error": {"message": "Invalid value for 'temperature'", "type": "invalid_request_error"}}
     clean["oa"].add_script([{"status": 400, "body": refusal}])
-    with pytest.raises(openai.BadRequestError) as info:
+    reply = oai(gw).chat.completions.create(model=COMBO, messages=MESSAGES)  # one provider's limitation
+    assert reply.choices[0].message.content and served(clean) == {"oa": 1, "an": 1, "ge": 0}
+    clean["oa"].add_script([{"status": 400, "body": refusal}])
+    clean["an"].add_script([{"status": 400}])
+    clean["ge"].add_script([{"status": 400}])
+    with pytest.raises(openai.BadRequestError) as info:  # the request itself: every target refuses it
         oai(gw).chat.completions.create(model=COMBO, messages=MESSAGES)
-    assert "temperature" in str(info.value)
-    assert served(clean) == {"oa": 1, "an": 0, "ge": 0}
+    assert "temperature" in str(info.value)  # the first refusal, as the upstream worded it
+    assert served(clean) == {"oa": 2, "an": 2, "ge": 1}  # one account of each: none burnt twice
 
 
 def test_everything_rate_limited_answers_429_with_retry_after(gw: Gateway, clean: dict[str, Any]) -> None:
@@ -200,7 +225,7 @@ def test_everything_rate_limited_answers_429_with_retry_after(gw: Gateway, clean
     with pytest.raises(openai.RateLimitError) as info:
         oai(gw).chat.completions.create(model=COMBO, messages=MESSAGES)
     assert 1 <= int(info.value.response.headers["retry-after"]) <= 9
-    client = anthropic.Anthropic(base_url=gw.base_url, api_key="unused", max_retries=0)
+    client = ant(gw)
     with pytest.raises(anthropic.RateLimitError):  # every account cools down: nothing is called again
         client.messages.create(model=COMBO, max_tokens=32, messages=MESSAGES)
     assert served(clean) == {"oa": 2, "an": 2, "ge": 2}

@@ -381,16 +381,20 @@ class DynamoRoutingStore:
         return won
 
     def finish_probe(self, provider: str, owner: str, ok: bool, now: float, reset_seconds: float) -> BreakerState:
-        """A stale owner's write fails its condition, whose ALL_OLD is the state as stored: no second read."""
+        """Any prober's success closes a half-open breaker (the provider answered, even if that probe's claim
+        lapsed and another took over); a failure reopens it only from the current owner. A write whose
+        condition fails returns the state as stored (ALL_OLD): no second read."""
         if ok:
             update = "SET #p = :closed, #f = :zero REMOVE #po, #pu ADD #v :one"
+            condition = "#p = :half"
         else:
             update = "SET #p = :open, #oa = :now, #ou = :until REMOVE #po, #pu ADD #v :one"
+            condition = "#p = :half AND #po = :me"
         _, item = self._items.update(
             ROUTE,
             f"B#{provider}",
             update,
-            "#p = :half AND #po = :me",
+            condition,
             {
                 ":closed": BreakerPhase.CLOSED.value,
                 ":open": BreakerPhase.OPEN.value,

@@ -61,26 +61,30 @@ def test_everything_that_changes_the_answer_changes_the_key() -> None:
 
 
 def test_transport_and_bookkeeping_fields_do_not_change_the_key() -> None:
-    same = {**BASE, "user": "u1", "metadata": {"a": 1}, "stream": False, "store": True}
+    same = {**BASE, "user": "u1", "metadata": {"a": 1}, "stream": False}
     assert key(same) == key(BASE)
+    assert key({**BASE, "store": False}) != key(BASE)  # store decides whether a Responses id can be chained
+    assert key(BASE, headers={"anthropic-beta": "interleaved-thinking-2025-05-14"}) != key(BASE)
     assert key(dict(reversed(list(BASE.items())))) == key(BASE)  # field order is not meaning
 
 
 def test_idempotency_scope_is_per_api_key_and_per_body() -> None:
     headers = {"idempotency-key": "k1"}
-    a = ReplayService.idempotency_scope(headers, "key_1", b"{}")
-    assert a == ReplayService.idempotency_scope(headers, "key_1", b"{}")
-    assert a != ReplayService.idempotency_scope(headers, "key_2", b"{}")
-    assert a != ReplayService.idempotency_scope(headers, "key_1", b"{ }")
-    assert ReplayService.idempotency_scope({"x-request-id": "r"}, None, b"{}") is not None
-    assert ReplayService.idempotency_scope({}, "key_1", b"{}") is None
+    path = "/v1/chat/completions"
+    a = ReplayService.idempotency_scope(headers, "key_1", path, b"{}")
+    assert a == ReplayService.idempotency_scope(headers, "key_1", path, b"{}")
+    assert a != ReplayService.idempotency_scope(headers, "key_2", path, b"{}")
+    assert a != ReplayService.idempotency_scope(headers, "key_1", path, b"{ }")
+    assert a != ReplayService.idempotency_scope(headers, "key_1", "/v1/messages", b"{}")
+    assert ReplayService.idempotency_scope({"x-request-id": "r"}, None, path, b"{}") is not None
+    assert ReplayService.idempotency_scope({}, "key_1", path, b"{}") is None
 
 
 async def test_local_cache_is_bounded_and_counts_hits(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(replay_module, "LOCAL_CACHE_ENTRIES", 2)
     service = ReplayService(RoutingState(None))
     for name in ("a", "b", "c"):
-        service.store(name, StoredReply(200, {}, name.encode()), ttl=60)
+        await service.store(name, StoredReply(200, {}, name.encode()), ttl=60)
     assert await service.lookup("a") is None  # evicted, and the store has nothing (none configured)
     found = await service.lookup("c")
     assert found is not None and found.body == b"c"
@@ -89,14 +93,18 @@ async def test_local_cache_is_bounded_and_counts_hits(monkeypatch: pytest.Monkey
 
 async def test_errors_are_never_cached() -> None:
     service = ReplayService(RoutingState(None))
-    service.store("k", StoredReply(500, {}, b"{}"), ttl=60)
+    await service.store("k", StoredReply(500, {}, b"{}"), ttl=60)
     assert await service.lookup("k") is None
 
 
 async def test_recording_a_stream_relays_every_chunk() -> None:
     service = ReplayService(RoutingState(None))
     finished: list[StoredReply | None] = []
-    service.finish = lambda scope, owner, reply: finished.append(reply)  # type: ignore[method-assign]
+
+    async def finish(scope: str, owner: str, reply: StoredReply | None) -> None:
+        finished.append(reply)
+
+    service.finish = finish  # type: ignore[method-assign]
 
     async def chunks() -> AsyncIterator[bytes]:
         yield b"data: 1\n\n"
@@ -111,7 +119,11 @@ async def test_recording_a_stream_relays_every_chunk() -> None:
 async def test_a_failed_stream_drops_its_claim() -> None:
     service = ReplayService(RoutingState(None))
     finished: list[StoredReply | None] = []
-    service.finish = lambda scope, owner, reply: finished.append(reply)  # type: ignore[method-assign]
+
+    async def finish(scope: str, owner: str, reply: StoredReply | None) -> None:
+        finished.append(reply)
+
+    service.finish = finish  # type: ignore[method-assign]
 
     async def chunks() -> AsyncIterator[bytes]:
         yield b"data: {}\n\n"

@@ -175,16 +175,29 @@ async def test_concurrent_rate_limits_raise_the_backoff_once(
     assert again.level == level  # an active cooldown is returned untouched
 
 
-async def test_bad_request_fails_fast_without_trying_other_targets(
+async def test_a_refused_request_burns_no_other_account_but_another_target_may_take_it(
+    fakes: Fakes, state_of: States, upstream: HttpxUpstream, clock: Clock, routing_store: Store
+) -> None:
+    router, state = make_router(routing_store, upstream, clock)
+    refusal = {"error": {"message": "image input is not supported", "type": "invalid_request_error"}}
+    state_of["a"].add_script([{"status": 400, "body": refusal}])
+    reply = await ask(router, snapshot(fakes, accounts=2, combos=[combo("a/m", "b/m")]))
+    assert reply.outcome.provider == "node_b"
+    assert keys_seen(state_of["a"]) == ["a1"]  # a2 was not burnt on the same refusal
+    assert "node_a" not in state.view().breakers and not state.view().cooldowns
+
+
+async def test_when_every_target_refuses_the_first_refusal_is_relayed(
     fakes: Fakes, state_of: States, upstream: HttpxUpstream, clock: Clock, routing_store: Store
 ) -> None:
     router, _ = make_router(routing_store, upstream, clock)
-    refusal = {"error": {"message": "invalid 'temperature'", "type": "invalid_request_error"}}
-    state_of["a"].add_script([{"status": 400, "body": refusal}])
+    for name in "ab":
+        refusal = {"error": {"message": f"invalid 'temperature' at {name}", "type": "invalid_request_error"}}
+        state_of[name].add_script([{"status": 400, "body": refusal}])
     with pytest.raises(UpstreamRejected) as info:
         await ask(router, snapshot(fakes, accounts=2, combos=[combo("a/m", "b/m")]))
-    assert info.value.upstream_status == 400
-    assert len(state_of["a"].requests) == 1 and not state_of["b"].requests
+    assert info.value.upstream_status == 400 and "at a" in info.value.message
+    assert len(state_of["a"].requests) == len(state_of["b"].requests) == 1
 
 
 async def test_refused_connection_moves_on_and_counts_for_the_breaker(
@@ -481,3 +494,65 @@ async def test_a_refused_request_gives_its_concurrency_slot_back(
         reply = await ask(router, snap, "a/m")
         await state.drain()
         assert reply.outcome.connection_id == "a1"
+
+
+async def test_a_provider_that_keeps_cutting_streams_trips_its_breaker(
+    fakes: Fakes, state_of: States, upstream: HttpxUpstream, clock: Clock, routing_store: Store
+) -> None:
+    router, state = make_router(routing_store, upstream, clock)
+    settings = GatewaySettings.from_data({"resilience": {"apikey": {"breakerThreshold": 3}}})
+    snap = snapshot(fakes, combos=[combo("a/m", "b/m")], settings=settings)
+    state_of["a"].add_script([{"fault": "cut-stream"}] * 5)
+    for _ in range(3):  # each stream already reached the client: it ends with an error event
+        assert b'"error"' in await read(await ask(router, snap, stream=True, **_settings(settings)))
+    assert state.view().breakers["node_a"].phase is BreakerPhase.OPEN
+    assert (await ask(router, snap, stream=True, **_settings(settings))).outcome.provider == "node_b"
+
+
+async def test_comments_and_an_error_before_any_content_do_not_commit_the_stream(
+    fakes: Fakes, state_of: States, upstream: HttpxUpstream, clock: Clock, routing_store: Store
+) -> None:
+    router, _ = make_router(routing_store, upstream, clock)
+    opening = ': OPENROUTER PROCESSING\n\ndata: {"error":{"message":"Provider returned error","code":502}}\n\n'
+    state_of["a"].add_script([{"status": 200, "headers": {"content-type": "text/event-stream"}, "body": opening}])
+    reply = await ask(router, snapshot(fakes, combos=[combo("a/m", "b/m")]), stream=True)
+    assert reply.outcome.provider == "node_b"
+    text = await read(reply)
+    assert b"error" not in text and text.count(b"[DONE]") == 1
+
+
+async def test_an_account_on_its_own_endpoint_fails_alone(
+    fakes: Fakes, state_of: States, upstream: HttpxUpstream, clock: Clock, routing_store: Store
+) -> None:
+    from dataclasses import replace
+
+    router, state = make_router(routing_store, upstream, clock)
+    snap = snapshot(fakes, accounts=2)
+    dead = f"http://127.0.0.1:{free_port()}/v1"
+    conns = [replace(c, base_url=dead) if c.id == "a1" else c for c in snap.connections]
+    snap = ConfigSnapshot.build(connections=conns, nodes=snap.nodes)
+    reply = await ask(router, snap, "a/m")
+    assert reply.outcome.connection_id == "a2"  # a1's endpoint is down; a2 uses the node's own
+    assert state.view().breakers[f"node_a@{dead}"].failures == 1 and "node_a" not in state.view().breakers
+
+
+async def test_an_instance_with_an_old_copy_routes_on_the_stored_state(
+    fakes: Fakes, state_of: States, upstream: HttpxUpstream, clock: Clock
+) -> None:
+    from moto import mock_aws
+
+    settings = GatewaySettings.from_data({"resilience": {"apikey": {"breakerThreshold": 1, "breakerResetSeconds": 5}}})
+    snap = snapshot(fakes, combos=[combo("a/m", "b/m")], settings=settings)
+    with mock_aws():
+        names = {"StateTable": f"State-{uuid.uuid4().hex[:8]}"}
+        create_tables(botocore.session.get_session().create_client("dynamodb", region_name="us-east-1"), names)
+        store = DynamoRoutingStore(names["StateTable"], "us-east-1", lock=threading.Lock())
+        x, x_state = make_router(store, upstream, clock)
+        y, _ = make_router(store, upstream, clock)
+        state_of["a"].add_script([{"status": 500}])
+        assert (await ask(x, snap, **_settings(settings))).outcome.provider == "node_b"  # x opens a's breaker
+        assert x_state.view().breakers["node_a"].phase is BreakerPhase.OPEN
+        clock.now += 6
+        assert (await ask(y, snap, **_settings(settings))).outcome.provider == "node_a"  # y probes, closes it
+        clock.now += 600  # x sat idle with its copy still showing the breaker open
+        assert (await ask(x, snap, **_settings(settings))).outcome.provider == "node_a"

@@ -86,12 +86,14 @@ def test_no_probe_on_a_closed_or_unknown_breaker(store: DynamoRoutingStore) -> N
     assert not store.try_probe("groq", "a", T + 100, 5.0)
 
 
-def test_a_lapsed_probe_can_be_reclaimed_and_its_first_owner_is_then_ignored(store: DynamoRoutingStore) -> None:
+def test_a_lapsed_probe_can_be_reclaimed_and_its_first_owners_failure_is_then_ignored(
+    store: DynamoRoutingStore,
+) -> None:
     store.record_failure("groq", T, 1, 30.0)
     assert store.try_probe("groq", "a", T + 30, 5.0)
     assert not store.try_probe("groq", "b", T + 35, 5.0)  # probe_until is T+35: not lapsed yet
     assert store.try_probe("groq", "b", T + 35.5, 5.0)
-    stale = store.finish_probe("groq", "a", True, T + 36, 30.0)
+    stale = store.finish_probe("groq", "a", False, T + 36, 30.0)
     assert (stale.phase, stale.probe_owner, stale.version) == (BreakerPhase.HALF_OPEN, "b", 3)
 
 
@@ -445,3 +447,11 @@ def test_only_the_claims_owner_completes_or_abandons_it(store: DynamoRoutingStor
     assert store.claim("s", "third", T + 7, 5) == Claim(owned=False, reply=None)
     store.complete("s", "second", REPLY, T + 8, 5)
     assert store.claim("s", "third", T + 9, 5).reply == REPLY
+
+
+def test_a_lapsed_probers_success_still_closes_the_breaker(store: DynamoRoutingStore) -> None:
+    store.record_failure("groq", T, 1, 10.0)
+    assert store.try_probe("groq", "slow", T + 10, 5.0)
+    assert store.try_probe("groq", "next", T + 16, 5.0)  # the slow probe's claim lapsed
+    assert store.finish_probe("groq", "slow", True, T + 17, 10.0).phase is BreakerPhase.CLOSED
+    assert store.finish_probe("groq", "next", False, T + 18, 10.0).phase is BreakerPhase.CLOSED  # too late
