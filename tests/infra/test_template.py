@@ -157,7 +157,7 @@ def test_roles_grant_each_function_only_what_it_uses(resources: dict[str, Any]) 
     admin = _actions(admin_statements)
     assert "kms:Encrypt" in admin and "dynamodb:PutItem" in admin
     admin_state = [s for s in admin_statements if s["Resource"] == {"Fn::GetAtt": ["StateTable", "Arn"]}]
-    assert _actions(admin_state) == {"dynamodb:Query", "dynamodb:GetItem", "dynamodb:DeleteItem", "dynamodb:UpdateItem"}
+    assert _actions(admin_state) == {"dynamodb:Query", "dynamodb:DeleteItem"}
     assert [s["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"] for s in admin_state] == [
         ["ROUTE", "LAT#*"]
     ]  # health view and resets only
