@@ -16,6 +16,7 @@ with recorded bodies.
     402 or billing text              NEXT_ACCOUNT  account        3600                 no      no      billing
     401, 403 or bad-key text         NEXT_ACCOUNT  account        120                  no      no      auth
     403 + account disabled text      NEXT_ACCOUNT  account        86400                no      no      account_disabled
+    400/404 + response-state text    NEXT_ACCOUNT  -              -                    no      no      state_elsewhere
     404, 400 + model text            NEXT_ACCOUNT  model          120                  no      no      model_unavailable
     413, 400/422 + overflow text     NEXT_TARGET   -              -                    no      no      context_overflow
     other 4xx                        FAIL          -              -                    no      no      bad_request
@@ -75,6 +76,7 @@ REASONS = frozenset(
         "model_unavailable",
         "context_overflow",
         "bad_request",
+        "state_elsewhere",
         "overloaded",
         "server_error",
     }
@@ -150,6 +152,9 @@ _OVERFLOW_TEXTS = (
     "exceeds the context window",
     "exceeds the maximum number of tokens",  # Gemini: "The input token count (…) exceeds the maximum number…"
 )
+# Server-side conversation state (Responses `previous_response_id`, `item_reference`) lives with the account
+# that created it: another account of the provider may hold it, and this one is not at fault.
+_STATE_TEXTS = ("previous response with id", "item with id")
 _MODEL_TEXTS = (
     "model not found",
     "model_not_found",
@@ -187,6 +192,7 @@ _DISABLED = _verdict(Next.NEXT_ACCOUNT, "account_disabled", scope=Scope.ACCOUNT,
 _MODEL_UNAVAILABLE = _verdict(Next.NEXT_ACCOUNT, "model_unavailable", scope=Scope.MODEL, cooldown=MODEL_COOLDOWN)
 _OVERFLOW = _verdict(Next.NEXT_TARGET, "context_overflow")
 _BAD_REQUEST = _verdict(Next.FAIL, "bad_request")
+_STATE_ELSEWHERE = _verdict(Next.NEXT_ACCOUNT, "state_elsewhere")
 # Not a known server error: another target may do better, retrying this one will not.
 _UNEXPECTED = _verdict(Next.NEXT_TARGET, "server_error", breaker=True)
 
@@ -224,6 +230,10 @@ def _client_error(status: int, text: str, body: str, headers: Mapping[str, str],
         return _DISABLED
     if status in (401, 403) or _mentions(text, _AUTH_TEXTS):
         return _AUTH
+    if status in (400, 404) and (
+        "previous_response_not_found" in text or ("not found" in text and _mentions(text, _STATE_TEXTS))
+    ):
+        return _STATE_ELSEWHERE
     if status == 404:
         return _MODEL_UNAVAILABLE
     if status == 413 or (status in (400, 422) and _mentions(text, _OVERFLOW_TEXTS)):

@@ -658,3 +658,29 @@ def test_hints_are_capped_at_a_day(headers: Mapping[str, str], body: str) -> Non
 )
 def test_no_hint_gives_none(headers: Mapping[str, str], body: str) -> None:
     assert retry_hint(headers, body, NOW) is None
+
+
+@pytest.mark.parametrize(
+    ("status", "body"),
+    [
+        pytest.param(
+            400,
+            openai(
+                "Previous response with id 'resp_1' not found.", "invalid_request_error", "previous_response_not_found"
+            ),
+            id="previous-response",
+        ),
+        pytest.param(404, openai("Item with id 'msg_1' not found.", "invalid_request_error"), id="item-reference"),
+    ],
+)
+def test_response_state_kept_by_another_account_moves_on_without_blame(status: int, body: str) -> None:
+    verdict = http(status, body)
+    assert (verdict.next, verdict.scope, verdict.breaker, verdict.reason) == (
+        Next.NEXT_ACCOUNT, Scope.NONE, False, "state_elsewhere"
+    )  # fmt: skip
+
+
+def test_an_item_text_without_not_found_is_no_state_problem() -> None:
+    assert (
+        http(400, openai("Invalid 'input[1]': item with id 'x' is duplicated.", "invalid_request_error")) == BAD_REQUEST
+    )

@@ -556,3 +556,27 @@ async def test_an_instance_with_an_old_copy_routes_on_the_stored_state(
         assert (await ask(y, snap, **_settings(settings))).outcome.provider == "node_a"  # y probes, closes it
         clock.now += 600  # x sat idle with its copy still showing the breaker open
         assert (await ask(x, snap, **_settings(settings))).outcome.provider == "node_a"
+
+
+async def test_a_response_chain_kept_by_another_account_is_found_there(
+    upstream: HttpxUpstream, clock: Clock, routing_store: Store
+) -> None:
+    from tests.fakes.responses_upstream import create_app as responses_app
+
+    router, state = make_router(routing_store, upstream, clock)
+    with serving({"r": responses_app()}) as servers:
+        fake = fake_states(servers)["r"]
+        node = ProviderNode("node_r", "R", "r", servers["r"].base_url + "/v1", "responses")
+        conns = [
+            Connection(f"r{i}", "node_r", f"r{i}", f"key-r{i}", None, i, True) for i in (1, 2)
+        ]  # fmt: skip
+        snap = ConfigSnapshot.build(connections=conns, nodes=[node])
+        missing = {"message": "Previous response with id 'resp_1' not found.", "type": "invalid_request_error",
+                   "param": "previous_response_id", "code": "previous_response_not_found"}  # fmt: skip
+        fake.add_script([{"status": 400, "body": {"error": missing}}])
+        reply = await router.complete(
+            plan_for("r/gpt-4o-mini", snap), {"model": "r/gpt-4o-mini", "input": "hi"}, stream=False,
+            client=WireFormat.RESPONSES, settings=GatewaySettings(),
+        )  # fmt: skip
+        assert reply.outcome.connection_id == "r2"  # the account that holds the chain answers
+        assert not state.view().cooldowns and "node_r" not in state.view().breakers  # r1 is not to blame
