@@ -35,7 +35,8 @@ class BreakerState:
     probe_owner: str | None = None
     probe_until: float = 0.0
 
-    def admits(self, now: float) -> bool:
+    @property
+    def admits(self) -> bool:
         """Whether ordinary traffic may go to the provider (a probe is decided separately)."""
         return self.phase is BreakerPhase.CLOSED
 
@@ -84,9 +85,6 @@ class BreakerState:
             self, phase=BreakerPhase.OPEN, opened_at=now, open_until=now + reset, probe_owner=None, probe_until=0.0,
             version=self.version + 1,
         )  # fmt: skip
-
-
-CLOSED = BreakerPhase.CLOSED
 
 
 @dataclass(frozen=True, slots=True)

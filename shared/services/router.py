@@ -262,7 +262,7 @@ class Router:
         """The breaker of `key`: False to go ahead, True to go ahead as its one probe, None to skip."""
         now = self._state.now()
         breaker = self._state.view().breakers.get(key)
-        if breaker is None or breaker.admits(now):
+        if breaker is None or breaker.admits:
             return False
         if breaker.probe_due(now):
             if await self._state.try_probe(key, run.owner, PROBE_SECONDS):
@@ -270,7 +270,7 @@ class Router:
             # Someone else holds the probe, or our copy is old (the breaker may be closed by now).
             await self._state.reload()
             breaker = self._state.view().breakers.get(key)
-            if breaker is None or breaker.admits(now):
+            if breaker is None or breaker.admits:
                 return False
         wait = max(breaker.open_until - now, 1.0)
         run.tried.append(_Tried(label, f"circuit open for {wait:.0f} s", 503, wait))
@@ -360,7 +360,7 @@ class Router:
             probing = False
             attempt += 1
             breaker = self._state.view().breakers.get(key)
-            tripped = breaker is not None and not breaker.admits(self._state.now())
+            tripped = breaker is not None and not breaker.admits
             if (
                 not outcome.retryable_same_target
                 or tripped

@@ -343,9 +343,6 @@ class RoutingState:
         if time.monotonic() - self._latency_flushed >= LATENCY_FLUSH_SECONDS:
             self.spawn(self.flush_latency())
 
-    def local_latency(self) -> dict[str, dict[int, int]]:
-        return {p: dict(b) for p, b in self._latency.items()}
-
     async def flush_latency(self) -> None:
         self._latency_flushed = time.monotonic()
         pending, self._latency = self._latency, {}
