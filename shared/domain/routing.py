@@ -13,6 +13,9 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
 
+from shared.providers.catalog import get_provider
+from shared.providers.spec import AuthKind
+
 
 class BreakerPhase(StrEnum):
     CLOSED = "closed"
@@ -182,3 +185,21 @@ DEFAULT_POLICIES: Mapping[str, Policy] = MappingProxyType(
         "oauth": Policy(cooldown_base=5.0, max_steps=8, breaker_threshold=8, breaker_reset=60.0),
     }
 )
+
+
+def profile_of(provider: str) -> str:
+    """The credential profile whose policy a provider (or one of its breaker keys) follows: subscriptions
+    linked by OAuth back off like subscriptions, everything else like API keys."""
+    spec = get_provider(provider.partition("@")[0])
+    return "oauth" if spec is not None and spec.auth is AuthKind.OAUTH else "apikey"
+
+
+def policy_of(provider: str, policies: Mapping[str, Policy]) -> Policy:
+    profile = profile_of(provider)
+    return policies.get(profile) or DEFAULT_POLICIES[profile]
+
+
+def breaker_key(provider: str, base_url: str | None) -> str:
+    """The breaker an account answers to: its provider's, unless it has its own base URL (another endpoint
+    fails on its own): `<provider>@<base URL>`."""
+    return f"{provider}@{base_url.rstrip('/')}" if base_url else provider

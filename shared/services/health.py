@@ -13,9 +13,7 @@ from typing import Any
 
 from shared.domain.config import ConfigSnapshot
 from shared.domain.latency import summary
-from shared.domain.routing import DEFAULT_POLICIES, BreakerPhase
-from shared.providers.catalog import get_provider
-from shared.providers.spec import AuthKind
+from shared.domain.routing import BreakerPhase, policy_of
 from shared.services.replay import ReplayService
 from shared.services.routing_state import RoutingState
 
@@ -34,7 +32,7 @@ class HealthService:
         provider_of = {c.id: c.provider for c in snapshot.connections}
         breakers = []
         for name, state in sorted(view.breakers.items()):
-            policy = snapshot.settings.policies.get(_profile(name)) or DEFAULT_POLICIES[_profile(name)]
+            policy = policy_of(name, snapshot.settings.policies)
             waiting = state.phase is BreakerPhase.OPEN and state.open_until > now
             breakers.append(
                 {
@@ -74,8 +72,3 @@ class HealthService:
     async def reset(self, snapshot: ConfigSnapshot, provider: str | None, connection: str | None) -> dict[str, int]:
         provider_of = {c.id: c.provider for c in snapshot.connections}
         return await self._routing.reset(provider_of, provider, connection)
-
-
-def _profile(provider: str) -> str:
-    spec = get_provider(provider)
-    return "oauth" if spec is not None and spec.auth is AuthKind.OAUTH else "apikey"

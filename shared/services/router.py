@@ -32,7 +32,7 @@ from shared.domain.config import Connection, GatewaySettings
 from shared.domain.failures import FailureKind, Next, Scope, Verdict, classify
 from shared.domain.plan import ComboNode, Leaf, Node, Plan
 from shared.domain.resolve import Route
-from shared.domain.routing import DEFAULT_POLICIES, BreakerPhase, Policy, RateLimit
+from shared.domain.routing import BreakerPhase, Policy, RateLimit, breaker_key, policy_of, profile_of
 from shared.domain.strategies import order_accounts, order_targets
 from shared.errors import (
     GatewayBusy,
@@ -278,7 +278,7 @@ class Router:
 
     async def _accounts(self, leaf: Leaf, run: _Run, config: ComboConfig) -> JsonReply | StreamReply | None:
         route = leaf.route
-        policy = _policy(route, run.settings)
+        policy = policy_of(route.provider_id, run.settings.policies)
         now = self._state.now()
         candidates: list[Connection | None] = []
         for conn in route.connections:
@@ -296,7 +296,7 @@ class Router:
         for conn in await self._account_order(route, candidates, run):
             if run.attempts >= run.settings.max_attempts:
                 return None
-            key = _breaker_key(route, conn)
+            key = breaker_key(route.provider_id, conn.base_url if conn is not None else None)
             if key in run.down:
                 continue  # it failed provider-wide a moment ago in this very request
             probing = await self._gate(key, _label(route, conn), run)
@@ -389,7 +389,7 @@ class Router:
             cursor=cursor,
             sticky=settings.sticky_limit,
             uses=[uses.get(i, 0) for i in ids],
-            costs=[0.0 if _profile(route) == "oauth" else 1.0 for _ in ids],
+            costs=[0.0 if profile_of(route.provider_id) == "oauth" else 1.0 for _ in ids],
             scores=[self._stats.setdefault(f"acct:{i}", _Stats()).score() for i in ids] if strategy == "p2c" else (),
             session=run.session,
         )
@@ -593,24 +593,6 @@ def _failure_of(exc: GatewayError) -> tuple[FailureKind, int | None, str, dict[s
 
 def _text(body: bytes) -> str:
     return body[:8192].decode("utf-8", "replace")
-
-
-def _profile(route: Route) -> str:
-    spec = get_provider(route.provider_id)
-    return "oauth" if spec is not None and spec.auth is AuthKind.OAUTH else "apikey"
-
-
-def _policy(route: Route, settings: GatewaySettings) -> Policy:
-    profile = _profile(route)
-    return settings.policies.get(profile) or DEFAULT_POLICIES[profile]
-
-
-def _breaker_key(route: Route, conn: Connection | None) -> str:
-    """The breaker an account answers to: its provider's, unless it has its own base URL (another endpoint
-    fails on its own)."""
-    if conn is not None and conn.base_url:
-        return f"{route.provider_id}@{conn.base_url.rstrip('/')}"
-    return route.provider_id
 
 
 def _account_id(route: Route, conn: Connection | None) -> str:
