@@ -100,6 +100,20 @@ class _Run:
 
 
 @dataclass(slots=True)
+class _Account:
+    """One account of one target, as its calls need it."""
+
+    route: Route  # the target, narrowed to this account
+    conn: Connection | None
+    id: str  # what cools down: the connection, or a keyless provider as a whole
+    key: str  # the breaker it answers to
+    label: str
+    policy: Policy
+    config: ComboConfig
+    probing: bool = False  # its next call is the breaker's one half-open probe
+
+
+@dataclass(slots=True)
 class _Stats:
     """This instance's recent view of one provider or account, for power-of-two-choices."""
 
@@ -296,14 +310,22 @@ class Router:
         for conn in await self._account_order(route, candidates, run):
             if run.attempts >= run.settings.max_attempts:
                 return None
-            key = breaker_key(route.provider_id, conn.base_url if conn is not None else None)
-            if key in run.down:
+            acct = _Account(
+                route=replace(route, connections=(conn,)),
+                conn=conn,
+                id=_account_id(route, conn),
+                key=breaker_key(route.provider_id, conn.base_url if conn is not None else None),
+                label=_label(route, conn),
+                policy=policy,
+                config=config,
+            )
+            if acct.key in run.down:
                 continue  # it failed provider-wide a moment ago in this very request
-            probing = await self._gate(key, _label(route, conn), run)
+            probing = await self._gate(acct.key, acct.label, run)
             if probing is None:
                 continue
-            cid = _account_id(route, conn)
-            run.seen.add((route.provider_id, route.upstream_model, cid))
+            acct.probing = probing
+            run.seen.add((route.provider_id, route.upstream_model, acct.id))
             slot_key: str | None = None  # set while this request holds a concurrency slot of the account
             if conn is not None and conn.rate_limit.configured:
                 limit_key = f"acct:{conn.id}"
@@ -312,22 +334,17 @@ class Router:
                     slot_key = limit_key
                 if not admission.admitted:
                     run.tried.append(
-                        _Tried(
-                            _label(route, conn), f"account at its {admission.limit} limit", 429, admission.retry_after
-                        )
+                        _Tried(acct.label, f"account at its {admission.limit} limit", 429, admission.retry_after)
                     )
-                    if probing:  # give the probe back at once: this request never called
-                        await self._state.finish_probe(key, run.owner, False, replace(policy, breaker_reset=0.0))
+                    await self._give_back_probe(acct, run)  # this request never called
                     continue
             try:
-                outcome = await self._tries(leaf, conn, run, config, policy, key, probing)
+                outcome = await self._tries(acct, run)
             except BaseException:
                 if slot_key is not None:
                     self._state.spawn(self._state.release(slot_key, run.owner))
-                if probing:  # cancelled mid-probe (the client left): let the next request probe at once
-                    self._state.spawn(
-                        self._state.finish_probe(key, run.owner, False, replace(policy, breaker_reset=0.0))
-                    )
+                # cancelled mid-probe (the client left): let the next request probe at once
+                self._state.spawn(self._give_back_probe(acct, run))
                 raise
             if not isinstance(outcome, Verdict):
                 if slot_key is not None:
@@ -336,40 +353,36 @@ class Router:
             if slot_key is not None:
                 await self._state.release(slot_key, run.owner)
             if outcome.breaker:
-                run.down.add(key)  # its other accounts on the same endpoint are skipped; others still tried
+                run.down.add(acct.key)  # its other accounts on the same endpoint are skipped; others still tried
             elif outcome.next is not Next.NEXT_ACCOUNT:
                 return None  # the model or the request is the problem here: the next target
         return None
 
-    async def _tries(
-        self,
-        leaf: Leaf,
-        conn: Connection | None,
-        run: _Run,
-        config: ComboConfig,
-        policy: Policy,
-        key: str,
-        probing: bool,
-    ) -> JsonReply | StreamReply | Verdict:
+    async def _give_back_probe(self, acct: _Account, run: _Run) -> None:
+        """A probe claimed but not decided by a call: reopen with no wait, so the next request probes."""
+        if acct.probing:
+            acct.probing = False
+            await self._state.finish_probe(acct.key, run.owner, False, replace(acct.policy, breaker_reset=0.0))
+
+    async def _tries(self, acct: _Account, run: _Run) -> JsonReply | StreamReply | Verdict:
         """One account: a call, and again (up to `maxRetries`) after a failure worth retrying in place."""
         attempt = 0
         while True:
-            outcome = await self._attempt(leaf, conn, run, config, policy, key, probing)
+            outcome = await self._attempt(acct, run)
             if not isinstance(outcome, Verdict):
                 return outcome
-            probing = False
             attempt += 1
-            breaker = self._state.view().breakers.get(key)
+            breaker = self._state.view().breakers.get(acct.key)
             tripped = breaker is not None and not breaker.admits
             if (
                 not outcome.retryable_same_target
                 or tripped
-                or attempt > config.max_retries
+                or attempt > acct.config.max_retries
                 or run.attempts >= run.settings.max_attempts
             ):
                 return outcome
-            if config.retry_delay_ms:
-                await asyncio.sleep(config.retry_delay_ms / 1000)
+            if acct.config.retry_delay_ms:
+                await asyncio.sleep(acct.config.retry_delay_ms / 1000)
 
     async def _account_order(
         self, route: Route, candidates: list[Connection | None], run: _Run
@@ -399,25 +412,15 @@ class Router:
 
     # ----- one call ------------------------------------------------------------------------------------
 
-    async def _attempt(
-        self,
-        leaf: Leaf,
-        conn: Connection | None,
-        run: _Run,
-        config: ComboConfig,
-        policy: Policy,
-        key: str,
-        probing: bool,
-    ) -> JsonReply | StreamReply | Verdict:
-        route = replace(leaf.route, connections=(conn,))
+    async def _attempt(self, acct: _Account, run: _Run) -> JsonReply | StreamReply | Verdict:
+        route = acct.route
         provider = route.provider_id
-        cid = _account_id(route, conn)
         run.attempts += 1
         settings = run.settings
         started = time.perf_counter()
         first_byte = settings.first_byte_timeout
-        if config.first_byte_timeout_ms:
-            first_byte = config.first_byte_timeout_ms / 1000
+        if acct.config.first_byte_timeout_ms:
+            first_byte = acct.config.first_byte_timeout_ms / 1000
         reply: JsonReply | StreamReply | None = None
         try:
             async with asyncio.timeout(first_byte if run.stream else None):
@@ -436,72 +439,53 @@ class Router:
         except TimeoutError:
             if reply is not None and isinstance(reply, StreamReply):
                 await reply.aclose()
-            err: GatewayError = UpstreamTimeout(
-                f"{route.public_model} sent nothing within {first_byte:g} s (first-byte timeout).", provider=provider
-            )
-            return await self._failed(err, FailureKind.TIMEOUT, None, "", {}, route, conn, run, policy, key, probing)
+            message = f"{route.public_model} sent nothing within {first_byte:g} s (first-byte timeout)."
+            return await self._failed(UpstreamTimeout(message, provider=provider), acct, run)
         except (UpstreamRejected, UpstreamFailed, UpstreamTimeout) as exc:
-            kind, status, body, headers = _failure_of(exc)
-            return await self._failed(exc, kind, status, body, headers, route, conn, run, policy, key, probing)
+            return await self._failed(exc, acct, run)
         except _CutBeforeFirstByte as cut:
-            err = UpstreamFailed(cut.message, provider=provider)
-            return await self._failed(
-                err, FailureKind.CUT, None, cut.message, {}, route, conn, run, policy, key, probing
-            )
+            return await self._failed(UpstreamFailed(cut.message, provider=provider), acct, run)
         except GatewayError:
-            if probing:  # our own refusal (a request we cannot translate): the probe is given back unused
-                await self._state.finish_probe(key, run.owner, False, replace(policy, breaker_reset=0.0))
+            await self._give_back_probe(acct, run)  # our own refusal (a request we cannot translate)
             raise
         latency_ms = (time.perf_counter() - started) * 1000
         self._state.observe_latency(provider, latency_ms)
         self._stats.setdefault(provider, _Stats()).observe(True, latency_ms)
-        self._stats.setdefault(f"acct:{cid}", _Stats()).observe(True, latency_ms)
-        if probing:
-            await self._state.finish_probe(key, run.owner, True, policy)  # it answered: closed again
-        self._state.clear_cooldown(cid, None)
-        self._state.clear_cooldown(cid, route.upstream_model)
+        self._stats.setdefault(f"acct:{acct.id}", _Stats()).observe(True, latency_ms)
+        if acct.probing:
+            acct.probing = False
+            await self._state.finish_probe(acct.key, run.owner, True, acct.policy)  # it answered: closed again
+        self._state.clear_cooldown(acct.id, None)
+        self._state.clear_cooldown(acct.id, route.upstream_model)
         reply.headers["x-omniroute-attempts"] = str(run.attempts)
         if isinstance(reply, StreamReply):
-            return self._watch_stream(reply, key, policy)
-        self._state.record_success(key)
+            return self._watch_stream(reply, acct.key, acct.policy)
+        self._state.record_success(acct.key)
         return reply
 
-    async def _failed(
-        self,
-        err: GatewayError,
-        kind: FailureKind,
-        status: int | None,
-        body: str,
-        headers: Mapping[str, str],
-        route: Route,
-        conn: Connection | None,
-        run: _Run,
-        policy: Policy,
-        key: str,
-        probing: bool,
-    ) -> Verdict:
-        provider = route.provider_id
-        cid = _account_id(route, conn)
-        now = self._state.now()
-        verdict = classify(kind, status, body, headers, now)
-        self._stats.setdefault(provider, _Stats()).observe(not verdict.breaker)
-        self._stats.setdefault(f"acct:{cid}", _Stats()).observe(False)
+    async def _failed(self, err: GatewayError, acct: _Account, run: _Run) -> Verdict:
+        route = acct.route
+        kind, status, body, headers = _failure_of(err)
+        verdict = classify(kind, status, body, headers, self._state.now())
+        self._stats.setdefault(route.provider_id, _Stats()).observe(not verdict.breaker)
+        self._stats.setdefault(f"acct:{acct.id}", _Stats()).observe(False)
         log.info(
             "%s via %s failed (%s, %s): %s next; %.200s",
-            route.public_model, cid, verdict.reason, status or kind.value, verdict.next.value, err.message,
+            route.public_model, acct.id, verdict.reason, status or kind.value, verdict.next.value, err.message,
         )  # fmt: skip
-        if probing:
-            await self._state.finish_probe(key, run.owner, not verdict.breaker, policy)
+        if acct.probing:
+            acct.probing = False  # a probe is one call
+            await self._state.finish_probe(acct.key, run.owner, not verdict.breaker, acct.policy)
         elif verdict.breaker:
-            await self._state.record_failure(key, policy)
+            await self._state.record_failure(acct.key, acct.policy)
         retry_after: float | None = err.retry_after
         if verdict.scope is not Scope.NONE:
             model = route.upstream_model if verdict.scope is Scope.MODEL else None
-            cooldown = await self._state.mark_cooldown(cid, model, policy, verdict.cooldown, verdict.reason)
+            cooldown = await self._state.mark_cooldown(acct.id, model, acct.policy, verdict.cooldown, verdict.reason)
             retry_after = max(cooldown.until - self._state.now(), 0.0)
         elif verdict.cooldown is not None:
             retry_after = verdict.cooldown
-        run.tried.append(_Tried(_label(route, conn), verdict.reason, status or err.http_status, retry_after, err))
+        run.tried.append(_Tried(acct.label, verdict.reason, status or err.http_status, retry_after, err))
         return verdict
 
     def _watch_stream(self, reply: StreamReply, key: str, policy: Policy) -> StreamReply:
