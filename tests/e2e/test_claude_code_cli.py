@@ -4,46 +4,15 @@ messages, adaptive thinking with an effort, 20+ tools, streaming) are translated
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
 from pathlib import Path
 from typing import Any
 
-import pytest
-
+from tests.e2e import clients
 from tests.e2e.harness import Gateway
-
-REPO = Path(__file__).resolve().parents[2]
-CLAUDE = REPO / ".clients" / "node_modules" / ".bin" / "claude"
 
 
 def run_claude(gateway: Gateway, home: Path, prompt: str, *tools: str) -> dict[str, Any]:
-    if not CLAUDE.exists():
-        pytest.fail(f"{CLAUDE} is missing: `./dev test` installs the pinned Claude Code CLI from npm")
-    env = {
-        "PATH": os.environ.get("PATH", ""),
-        "HOME": str(home),
-        "ANTHROPIC_BASE_URL": gateway.base_url,
-        "ANTHROPIC_API_KEY": "sk-any-placeholder",
-        "ANTHROPIC_MODEL": "fake/gpt-4o-mini",
-        "ANTHROPIC_SMALL_FAST_MODEL": "fake/gpt-4o-mini",
-        "DISABLE_TELEMETRY": "1",
-        "DISABLE_AUTOUPDATER": "1",
-        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
-    }
-    proc = subprocess.run(
-        [str(CLAUDE), "-p", prompt, "--tools", ",".join(tools), "--output-format", "json"],
-        env=env,
-        cwd=home,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
-    assert proc.stdout.strip(), proc.stderr[-2000:]
-    result: dict[str, Any] = json.loads(proc.stdout)
-    return result
+    return clients.run_claude(gateway, home, prompt, *tools, model="fake/gpt-4o-mini")
 
 
 def test_claude_code_answers_through_an_openai_upstream(gateway: Gateway, tmp_path: Path, fake_state: Any) -> None:

@@ -8,7 +8,6 @@ connection, a stream cut before and after its first byte). Each test starts from
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -22,13 +21,13 @@ import httpx
 import openai
 import pytest
 
+from tests.e2e.clients import run_claude, run_codex
 from tests.e2e.harness import ADMIN_TOKEN, Gateway
 from tests.fakes.anthropic_upstream import create_app as anthropic_app
 from tests.fakes.gemini_upstream import create_app as gemini_app
 from tests.fakes.openai_upstream import create_app as openai_app
 from tests.fakes.server import ServerThread, free_port
 
-REPO = Path(__file__).resolve().parents[2]
 COMBO = "trio"
 RESET_SECONDS = 2
 MESSAGES: list[Any] = [{"role": "user", "content": "Say hello"}]
@@ -324,28 +323,9 @@ def test_claude_code_keeps_working_when_its_provider_is_overloaded(
 ) -> None:
     """The real Claude Code CLI on a combo whose first target answers Anthropic's 529 overloaded: the
     gateway moves on to the OpenAI-speaking target, and Claude Code never sees the failure."""
-    claude = REPO / ".clients" / "node_modules" / ".bin" / "claude"
-    if not claude.exists():
-        pytest.fail(f"{claude} is missing: `./dev test` installs the pinned Claude Code CLI from npm")
     gw.admin_post("/combos", {"name": "coding", "models": ["an/claude-haiku-4-5", "oa/gpt-4o-mini"]})
     clean["an"].add_script([{"status": 529}] * 10)
-    env = {
-        "PATH": os.environ.get("PATH", ""),
-        "HOME": str(tmp_path),
-        "ANTHROPIC_BASE_URL": gw.base_url,
-        "ANTHROPIC_API_KEY": "sk-any-placeholder",
-        "ANTHROPIC_MODEL": "coding",
-        "ANTHROPIC_SMALL_FAST_MODEL": "coding",
-        "DISABLE_TELEMETRY": "1",
-        "DISABLE_AUTOUPDATER": "1",
-        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
-    }
-    proc = subprocess.run(
-        [str(claude), "-p", "say hi", "--tools", "", "--output-format", "json"],
-        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=180, check=False,
-    )  # fmt: skip
-    assert proc.stdout.strip(), proc.stderr[-2000:]
-    result = json.loads(proc.stdout)
+    result = run_claude(gw, tmp_path, "say hi", model="coding")
     assert result["is_error"] is False, result
     assert result["result"].startswith("Hello from fake-openai:")
     assert len(clean["an"].requests) >= 1 and len(clean["oa"].requests) >= 1
@@ -356,22 +336,8 @@ def test_codex_keeps_working_when_its_first_account_is_rate_limited(
 ) -> None:
     """The real Codex CLI on one provider with two accounts: the first answers 429 with Retry-After, the
     second answers, and Codex finishes its turn."""
-    codex = REPO / ".clients" / "node_modules" / ".bin" / "codex"
-    if not codex.exists():
-        pytest.fail(f"{codex} is missing: `./dev test` installs the pinned Codex CLI from npm")
-    home, work = tmp_path / "home", tmp_path / "work"
-    (home / ".codex").mkdir(parents=True)
-    work.mkdir()
-    (home / ".codex" / "config.toml").write_text(
-        'model = "oa/gpt-4o-mini"\nmodel_provider = "omniroute"\n\n[model_providers.omniroute]\n'
-        f'name = "OmniRoute"\nbase_url = "{gw.v1}"\nenv_key = "OMNIROUTE_KEY"\nwire_api = "responses"\n'
-    )
     clean["oa"].add_script([{"status": 429, "headers": {"retry-after": "60"}}])
-    proc = subprocess.run(
-        [str(codex), "exec", "--skip-git-repo-check", "say hi"],
-        env={"PATH": os.environ.get("PATH", ""), "HOME": str(home), "OMNIROUTE_KEY": "sk-any-placeholder"},
-        cwd=work, capture_output=True, text=True, timeout=180, check=False,
-    )  # fmt: skip
+    proc = run_codex(gw, tmp_path, "say hi", model="oa/gpt-4o-mini")
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "Tool said:" in proc.stdout, proc.stdout[-2000:]
     keys = [r["headers"]["authorization"] for r in clean["oa"].requests]
