@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import typer
 
+from companion.quota import quota
 from companion.serve import serve
 from companion.status import status
 from companion.translate import translate
+from companion.usage import usage
 
 app = typer.Typer(
     help="OmniRoute Edge companion: run the gateway locally and manage your deployment.", no_args_is_help=True
@@ -14,6 +16,8 @@ app = typer.Typer(
 app.command()(serve)
 app.command()(status)
 app.command()(translate)
+app.command()(usage)
+app.command()(quota)
 
 
 @app.callback()

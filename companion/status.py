@@ -4,48 +4,30 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Annotated, Any
 
-import httpx
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-DEFAULT_URL = "http://127.0.0.1:20128"
-# The file `omniroute serve` keeps the admin token in (companion.local.ADMIN_TOKEN_FILE; not imported
-# from there because that module loads the whole embedded store).
-ADMIN_TOKEN_FILE = "admin-token"
-TIMEOUT_SECONDS = 10.0
+from companion.admin_client import (
+    DEFAULT_URL,
+    AdminClient,
+    AdminFailure,
+    DataDirOption,
+    TokenOption,
+    UrlOption,
+    exit_with,
+)
+
 _STATE_STYLES = {"open": "bold red", "half_open": "yellow", "half-open": "yellow"}
 
 
-class StatusFailure(Exception):
-    """Why the command cannot show anything: a one-line message and the exit code to leave with."""
-
-    def __init__(self, message: str, exit_code: int = 2) -> None:
-        super().__init__(message)
-        self.message = message
-        self.exit_code = exit_code
-
-
 def status(
-    url: Annotated[str, typer.Option(help="The gateway's base URL.", envvar="OMNIROUTE_URL")] = DEFAULT_URL,
-    token: Annotated[
-        str | None,
-        typer.Option(
-            help="Admin token (default: the admin-token file in the data dir).",
-            envvar="OMNIROUTE_ADMIN_TOKEN",
-            show_default=False,
-        ),
-    ] = None,
-    data_dir: Annotated[
-        Path | None,
-        typer.Option(
-            help="Where `omniroute serve` keeps its admin token (default: ~/.omniroute).", envvar="OMNIROUTE_DATA_DIR"
-        ),
-    ] = None,
+    url: UrlOption = DEFAULT_URL,
+    token: TokenOption = None,
+    data_dir: DataDirOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the raw JSON instead of tables.")] = False,
     reset: Annotated[
         bool, typer.Option("--reset", help="Close circuit breakers and clear cooldowns, then say how many.")
@@ -56,84 +38,22 @@ def status(
     """Show the gateway's health: circuit breakers, cooldowns, cache and latency (or reset them)."""
     if (provider or connection) and not reset:
         raise typer.BadParameter("--provider and --connection only go with --reset", param_hint="--reset")
-    out, err = Console(), Console(stderr=True)
+    out = Console()
     try:
-        key, source = _admin_token(token, data_dir)
+        client = AdminClient.resolve(url, token, data_dir)
         if reset:
             body = {k: v for k, v in (("provider", provider), ("connectionId", connection)) if v is not None}
-            result = _call("POST", url, "/api/health/reset", key, source, body)
+            result = client.post("/api/health/reset", body)
         else:
-            result = _call("GET", url, "/api/health", key, source)
-    except StatusFailure as failure:
-        err.print(f"[red]error:[/red] {escape(failure.message)}", soft_wrap=True, highlight=False)
-        raise typer.Exit(failure.exit_code) from failure
+            result = client.get("/api/health")
+    except AdminFailure as failure:
+        raise exit_with(failure) from failure
     if as_json:
         typer.echo(json.dumps(result, indent=2, ensure_ascii=False))
     elif reset:
         out.print(reset_summary(result, provider, connection))
     else:
         render_health(out, url, result)
-
-
-# --------------------------------------------------------------------------------------------
-# Talking to the admin API
-# --------------------------------------------------------------------------------------------
-
-
-def _admin_token(token: str | None, data_dir: Path | None) -> tuple[str, str]:
-    """(token, where it came from, for messages). The token itself is never printed."""
-    if token:
-        return token, "--token / OMNIROUTE_ADMIN_TOKEN"
-    from shared.settings import Settings
-
-    # Resolved as `omniroute serve` resolves it, so both agree on where the token lives.
-    directory = Settings.from_env({"OMNIROUTE_DATA_DIR": str(data_dir)} if data_dir else {}).data_dir
-    path = directory / ADMIN_TOKEN_FILE
-    try:
-        stored = path.read_text(encoding="utf-8").strip()
-    except FileNotFoundError:
-        stored = ""
-    except OSError as exc:
-        raise StatusFailure(f"cannot read the admin token from {path}: {exc.strerror}") from exc
-    if not stored:
-        raise StatusFailure(
-            f"no admin token: pass --token, set OMNIROUTE_ADMIN_TOKEN, or point --data-dir at the directory "
-            f"where `omniroute serve` wrote it (looked in {path})"
-        )
-    return stored, str(path)
-
-
-def _call(method: str, url: str, path: str, token: str, source: str, body: object = None) -> Any:
-    target = url.rstrip("/") + path
-    try:
-        # trust_env=False: the admin token goes straight to the gateway, never through a proxy set for other traffic.
-        with httpx.Client(timeout=TIMEOUT_SECONDS, trust_env=False) as client:
-            response = client.request(method, target, json=body, headers={"authorization": f"Bearer {token}"})
-    except httpx.InvalidURL as exc:
-        raise StatusFailure(f"--url {url!r} is not a URL ({exc})") from exc
-    except httpx.ConnectError as exc:
-        raise StatusFailure(f"no gateway answers at {url}; start one with `omniroute serve`") from exc
-    except httpx.TransportError as exc:
-        raise StatusFailure(
-            f"the gateway at {url} did not answer ({type(exc).__name__}); is `omniroute serve` running there?"
-        ) from exc
-    if response.status_code == 401:
-        raise StatusFailure(f"the gateway at {url} refused the admin token (from {source}): it is wrong")
-    try:
-        payload = response.json()
-    except ValueError:
-        payload = None
-    if response.is_error:
-        raise StatusFailure(f"{method} {target} answered HTTP {response.status_code}: {_message(payload)}", 1)
-    if not isinstance(payload, dict):
-        raise StatusFailure(f"{method} {target} did not answer with a JSON object", 1)
-    return payload
-
-
-def _message(payload: object) -> str:
-    error = payload.get("error") if isinstance(payload, dict) else None
-    message = error.get("message") if isinstance(error, dict) else None
-    return message if isinstance(message, str) else "(no error message)"
 
 
 # --------------------------------------------------------------------------------------------
