@@ -19,6 +19,8 @@ from shared.adapters.dynamo.config_store import DynamoConfigStore, bind_config_m
 from shared.adapters.dynamo.conversations import DynamoConversationStore, bind_conversation_model
 from shared.adapters.dynamo.embedded import Backend, EmbeddedDynamo, LockedConfigStore, SnapshotError, read_snapshot
 from shared.adapters.dynamo.routing_state import DynamoRoutingStore
+from shared.adapters.dynamo.spend import DynamoSpendStore
+from shared.adapters.dynamo.usage_store import DynamoUsageStore
 from shared.domain.config import Kind, Record
 from shared.services.container import Services, assemble
 from shared.services.snapshot import ConfigCache
@@ -143,6 +145,9 @@ def _build(settings: Settings, backend: Backend, new_secret_key: bool, lock_fd: 
     cache = ConfigCache(store, cipher, ttl=None)
     cache.reload()
     state_model = bind_conversation_model(settings.state_table, settings.region, dynamo.endpoint)
+    # moto's in-process backend is not atomic across threads (DESIGN §7): one lock for its writes
+    lock = threading.Lock() if backend == "inprocess" else None
+    routing_store = DynamoRoutingStore(settings.state_table, settings.region, dynamo.endpoint, lock=lock)
     services = assemble(
         settings,
         store,
@@ -152,13 +157,9 @@ def _build(settings: Settings, backend: Backend, new_secret_key: bool, lock_fd: 
         admin_token=token,
         conversations=DynamoConversationStore(state_model),
         reasoning=DynamoConversationStore(state_model, prefix="REASON#"),
-        # moto's in-process backend is not atomic across threads (DESIGN §7): one lock for its writes
-        routing_store=DynamoRoutingStore(
-            settings.state_table,
-            settings.region,
-            dynamo.endpoint,
-            lock=threading.Lock() if backend == "inprocess" else None,
-        ),
+        routing_store=routing_store,
+        usage_store=DynamoUsageStore(settings.usage_table, settings.region, dynamo.endpoint, lock=lock),
+        spend_store=DynamoSpendStore(routing_store.items),
     )
     return LocalRuntime(services=services, dynamo=dynamo, token_is_new=is_new, lock_fd=lock_fd)
 

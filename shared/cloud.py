@@ -13,6 +13,8 @@ from collections.abc import Callable
 from shared.adapters.dynamo.config_store import DynamoConfigStore, bind_config_model
 from shared.adapters.dynamo.conversations import DynamoConversationStore, bind_conversation_model
 from shared.adapters.dynamo.routing_state import DynamoRoutingStore
+from shared.adapters.dynamo.spend import DynamoSpendStore
+from shared.adapters.dynamo.usage_store import DynamoUsageStore
 from shared.adapters.kms import KmsCipher
 from shared.services.container import Services, assemble
 from shared.services.snapshot import ConfigCache
@@ -45,6 +47,7 @@ def build_cloud_services(settings: Settings, *, on_change: Callable[[], None] | 
     cache = ConfigCache(store, cipher, ttl=settings.config_ttl, max_stale=settings.config_max_stale)
     # The admin function shares no process with any gateway: gateways see a change within their TTL.
     state_model = bind_conversation_model(settings.state_table, settings.region, None)
+    routing_store = DynamoRoutingStore(settings.state_table, settings.region)
     return assemble(
         settings,
         store,
@@ -53,7 +56,9 @@ def build_cloud_services(settings: Settings, *, on_change: Callable[[], None] | 
         on_change=on_change or (lambda: None),
         conversations=DynamoConversationStore(state_model),
         reasoning=DynamoConversationStore(state_model, prefix="REASON#"),
-        routing_store=DynamoRoutingStore(settings.state_table, settings.region),
+        routing_store=routing_store,
+        usage_store=DynamoUsageStore(settings.usage_table, settings.region),
+        spend_store=DynamoSpendStore(routing_store.items),
         # The log stream names the execution environment: breaker probes and slots are owned per instance.
         instance_id=os.environ.get("AWS_LAMBDA_LOG_STREAM_NAME", "")[-12:],
     )

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, Protocol
 
 from shared.domain.config import Record
+from shared.domain.quota import AccountQuota
 from shared.domain.routing import Admission, BreakerState, Claim, Cooldown, Policy, RateLimit, RoutingView, StoredReply
+from shared.domain.usage import UsageEvent, UsageTotals
 
 
 class ConfigStore(Protocol):
@@ -183,3 +185,69 @@ class RoutingStore(Protocol):
     def load_latency(self, since_minute: int) -> dict[str, dict[int, int]]:
         """Summed bucket counts per provider from `since_minute` on."""
         ...
+
+    # --- quota windows of accounts (in the routing view, so routing skips an account at its limit) ---
+    def put_quota(self, quota: AccountQuota) -> None:
+        """Replace an account's live windows (read from an answer's headers or the provider's usage endpoint)."""
+        ...
+
+    def add_quota_use(
+        self, connection_id: str, window: str, start: float, live_since: float, tokens: int, expires_at: float
+    ) -> tuple[float, int, int]:
+        """Count one request and its tokens in an account's configured window `window`, atomically: added
+        to the stored count when the stored window started at or after `live_since` (still running), else
+        the window restarts at `start` with this request. Returns (window start, tokens, requests) as stored."""
+        ...
+
+
+class UsageStore(Protocol):
+    """The Usage table: one item per request, rollups per hour/day/month, opt-in request logs.
+    Synchronous, like ConfigStore. Periods are UTC: hours `2026-11-22T10`, days `2026-11-22`, months `2026-11`."""
+
+    def put_events(self, events: Sequence[UsageEvent], expires_at: float) -> None:
+        """Store events (batched); a request id stored twice is one item (a retried write cannot count twice)."""
+        ...
+
+    def events(self, day: str, hour_prefix: str = "") -> list[UsageEvent]:
+        """Every event of a UTC day (or of the hours starting with `hour_prefix`, e.g. `2026-11-22T10`)."""
+        ...
+
+    def recent_events(self, day: str, limit: int, before: str | None = None) -> tuple[list[UsageEvent], str | None]:
+        """Up to `limit` events of one day, newest first, older than the position `before`; the position of
+        the last one returned when more may follow."""
+        ...
+
+    def put_rollup(self, level: str, period: str, groups: Sequence[UsageTotals], expires_at: float | None) -> None:
+        """Replace a period's rollup (`level` H, D or M) with `groups`: idempotent, groups gone are removed."""
+        ...
+
+    def rollup(self, level: str, period: str) -> list[UsageTotals] | None:
+        """A period's groups, or None when it was never rolled up."""
+        ...
+
+    def hour_rollups(self, day: str) -> dict[str, list[UsageTotals]]:
+        """The rolled-up hours of a UTC day (`"00"`..`"23"` → groups), in one call."""
+        ...
+
+    def put_log(self, at: float, request_id: str, entry: Mapping[str, Any], expires_at: float) -> None: ...
+
+    def logs(self, day: str, limit: int, before: str | None = None) -> tuple[list[dict[str, Any]], str | None]: ...
+
+
+class SpendStore(Protocol):
+    """Budget counters per API key and period (State table), written with atomic `ADD`."""
+
+    def add_spend(self, key_id: str, periods: Sequence[tuple[str, float]], usd: float) -> dict[str, float]:
+        """Add `usd` to each (period id, expires_at) of the key; returns the stored totals by period id."""
+        ...
+
+    def spend(self, key_id: str, period_ids: Sequence[str]) -> dict[str, float]:
+        """The key's totals for these periods, read consistently (absent: 0)."""
+        ...
+
+
+class QuotaSink(Protocol):
+    """Where the scheduled quota poll keeps each account's latest windows (the State table's ROUTE partition,
+    beside the cooldowns routing already reads). Synchronous, one store call: callers run it off the loop."""
+
+    def put_quota(self, quota: AccountQuota) -> None: ...

@@ -49,8 +49,12 @@ class RateLimitBody(_Body):
     maxConcurrent: StrictInt | None = None
 
 
+# A connection's quota windows: a list of objects checked whole by the service (shared.domain.quota)
+Quotas = Annotated[list[dict[str, Any]], Field(max_length=4)]
+
+
 class ConnectionCreate(_Body):
-    nullable = frozenset({"baseUrl", "defaultModel", "name", "apiKey", "rateLimit"})
+    nullable = frozenset({"baseUrl", "defaultModel", "name", "apiKey", "rateLimit", "quotas"})
     provider: Annotated[str, Field(min_length=1, max_length=100)]
     name: Name | None = None
     apiKey: Secret | None = None
@@ -59,10 +63,11 @@ class ConnectionCreate(_Body):
     enabled: StrictBool = True
     defaultModel: ModelId | None = None
     rateLimit: RateLimitBody | None = None
+    quotas: Quotas | None = None
 
 
 class ConnectionUpdate(_Body):
-    nullable = frozenset({"baseUrl", "defaultModel", "rateLimit"})
+    nullable = frozenset({"baseUrl", "defaultModel", "rateLimit", "quotas"})
     name: Name | None = None
     apiKey: Secret | None = None
     baseUrl: Url | None = None
@@ -70,6 +75,7 @@ class ConnectionUpdate(_Body):
     enabled: StrictBool | None = None
     defaultModel: ModelId | None = None
     rateLimit: RateLimitBody | None = None
+    quotas: Quotas | None = None
 
 
 class NodeCreate(_Body):
@@ -123,6 +129,31 @@ class ResilienceBody(_Body):
     oauth: PolicyBody | None = None
 
 
+class RequestLogsBody(_Body):
+    """The opt-in request log: redacted requests and answers, kept `ttlHours`."""
+
+    enabled: StrictBool = False
+    ttlHours: Annotated[Number, Field(ge=1, le=24 * 90)] = 24
+
+
+class BudgetBody(_Body):
+    """A key's budget (OmniRoute's field names); bounds and the time zone are checked by the domain."""
+
+    nullable = frozenset({"dailyLimitUsd", "weeklyLimitUsd", "monthlyLimitUsd"})
+    dailyLimitUsd: Annotated[Number, Field(ge=0, le=1_000_000)] | None = None
+    weeklyLimitUsd: Annotated[Number, Field(ge=0, le=1_000_000)] | None = None
+    monthlyLimitUsd: Annotated[Number, Field(ge=0, le=1_000_000)] | None = None
+    warningThreshold: Annotated[Number, Field(gt=0, le=1)] = 0.8
+    timezone: Annotated[str, Field(min_length=1, max_length=64)] = "UTC"
+    resetTime: Annotated[str, Field(min_length=4, max_length=5)] = "00:00"
+
+
+class BudgetCreate(BudgetBody):
+    """`POST /api/usage/budget`: OmniRoute's form, the key named in the body."""
+
+    apiKeyId: Annotated[str, Field(min_length=1, max_length=200)]
+
+
 class SettingsUpdate(_Body):
     # The routing fields may be sent as null to go back to the default.
     nullable: ClassVar[frozenset[str]] = frozenset(
@@ -136,6 +167,9 @@ class SettingsUpdate(_Body):
             "keepaliveSeconds",
             "cacheTtlSeconds",
             "maxAttempts",
+            "usageRetentionDays",
+            "quotaSkipAtPercent",
+            "requestLogs",
         }
     )
 
@@ -151,6 +185,9 @@ class SettingsUpdate(_Body):
     keepaliveSeconds: Annotated[Number, Field(ge=1, le=300)] | None = None
     cacheTtlSeconds: Annotated[Number, Field(ge=0, le=604800)] | None = None
     maxAttempts: Annotated[StrictInt, Field(ge=1, le=30)] | None = None
+    usageRetentionDays: Annotated[StrictInt, Field(ge=1, le=3650)] | None = None
+    quotaSkipAtPercent: Annotated[Number, Field(ge=50, le=100)] | None = None
+    requestLogs: RequestLogsBody | None = None
 
     @field_validator("accountStrategy")
     @classmethod

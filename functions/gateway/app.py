@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager
+from dataclasses import replace
 from typing import Annotated, Any
 
 import orjson
@@ -20,14 +21,15 @@ from shared.domain.config import ApiKey, ConfigSnapshot
 from shared.domain.plan import Leaf, leaves, plan_for
 from shared.domain.resolve import list_models
 from shared.domain.routing import StoredReply
-from shared.errors import NotFound
+from shared.errors import GatewayError, NotFound
 from shared.formats.anthropic_messages import validate_request as validate_anthropic_request
 from shared.formats.errors import ErrorFormat
 from shared.formats.openai_chat import parse_json_object, validate_chat_request, wants_stream
 from shared.formats.openai_responses import validate_request as validate_responses_request
 from shared.providers.spec import WireFormat
+from shared.services.accounting import build_event, request_log_entry
 from shared.services.auth import authenticate, guard_browser_origin, presented_key, require_api_key
-from shared.services.chat import JsonReply, header_safe
+from shared.services.chat import JsonReply, Outcome, StreamReply, header_safe
 from shared.services.container import Services
 from shared.web.disconnect import ClientGone, unless_disconnected
 from shared.web.errors import add_error_handlers
@@ -146,6 +148,7 @@ async def _complete(
     plan = plan_for(requested, snapshot)
     timing.since("route", started)
     request.state.provider = plan.root.route.provider_id if isinstance(plan.root, Leaf) else "combo"
+    budget = await services.accounting.check_budget(key) if key is not None and key.budget is not None else None
     replay = services.replay
     scope = replay.idempotency_scope(request.headers, key.id if key else None, request.url.path, await request.body())
     owner = secrets.token_hex(8) if scope is not None else ""  # this request, as its claim's holder
@@ -161,6 +164,8 @@ async def _complete(
                 await replay.finish(scope, owner, cached)
             return _stored_response(cached, {"x-omniroute-cache": "HIT"})
     started = time.perf_counter()
+    began = time.time()
+    account = _Accounting(request, services, snapshot, key, body, requested, plan.combo, client, stream, began)
     try:
         call = services.router.complete(
             plan,
@@ -176,9 +181,11 @@ async def _complete(
         if scope is not None:
             await replay.finish(scope, owner, None)
         return Response(status_code=499)  # nginx's "client closed request"; nobody is there to read it
-    except BaseException:
+    except BaseException as exc:
         if scope is not None:
             await replay.finish(scope, owner, None)
+        if isinstance(exc, GatewayError):
+            account.failed(exc)
         raise
     finally:
         # to the upstream's first chunk on a stream, its whole answer otherwise, fallbacks included; also
@@ -188,7 +195,12 @@ async def _complete(
     request.state.provider = reply.outcome.provider
     if plan.combo is not None:
         reply.headers["x-omniroute-combo"] = header_safe(plan.combo)
+    if budget is not None and budget.warnings:
+        reply.headers["x-omniroute-budget-warning"] = ", ".join(
+            f"{p.name} {100 * p.spent / p.limit:.0f}% of ${p.limit:g}" for p in budget.warnings
+        )
     if isinstance(reply, JsonReply):
+        account.answered(reply)
         if cache_key is not None:
             reply.headers["x-omniroute-cache"] = "MISS"
             await replay.store(cache_key, StoredReply(reply.status, reply.headers, reply.body), settings.cache_ttl)
@@ -198,6 +210,7 @@ async def _complete(
             await replay.finish(scope, owner, StoredReply(reply.status, reply.headers, reply.body))
         return Response(reply.body, status_code=reply.status, media_type="application/json", headers=reply.headers)
     progress = request.headers.get("x-omniroute-progress", "").strip().lower() == "true"
+    reply = account.streaming(reply)
     chunks = reply.chunks
     if scope is not None:
         outcome = reply.outcome
@@ -209,6 +222,88 @@ async def _complete(
         keepalive=settings.keepalive_interval,
         progress=progress,
     )
+
+
+class _Accounting:
+    """One request's usage event, recorded (queued, never awaited) when the answer is complete: a JSON
+    answer at once, a stream when it closes (before its last byte goes out), a failure when it is raised."""
+
+    __slots__ = ("body", "client", "combo", "key", "request", "requested", "services", "snapshot", "started", "stream")
+
+    def __init__(
+        self,
+        request: Request,
+        services: Services,
+        snapshot: ConfigSnapshot,
+        key: ApiKey | None,
+        body: dict[str, Any],
+        requested: str,
+        combo: str | None,
+        client: WireFormat,
+        stream: bool,
+        started: float,
+    ) -> None:
+        self.request, self.services, self.snapshot, self.key, self.body = request, services, snapshot, key, body
+        self.requested, self.combo, self.client, self.stream, self.started = requested, combo, client, stream, started
+
+    def _record(
+        self, outcome: Outcome | None, status: int, ttft: float | None, attempts: int, error: str | None = None,
+        answer: bytes | None = None,
+    ) -> None:  # fmt: skip
+        settings = self.snapshot.settings
+        event = build_event(
+            outcome,
+            request_id=self.request.state.request_id,
+            requested=self.requested,
+            combo=self.combo,
+            key=self.key,
+            client=self.client,
+            stream=self.stream,
+            status=status,
+            started=self.started,
+            ended=time.time(),
+            ttft=ttft,
+            attempts=attempts,
+            body=self.body,
+            prices=self.snapshot.prices,
+            error=error,
+        )
+        conn = self.snapshot.connections_by_id.get(event.connection_id or "")
+        entry = request_log_entry(self.request.url.path, self.body, event, answer) if settings.request_logs else None
+        self.services.accounting.record(
+            event,
+            key=self.key,
+            conn=conn,
+            retention_days=settings.usage_retention_days,
+            log_entry=entry,
+            log_hours=settings.request_log_hours,
+        )
+
+    def answered(self, reply: JsonReply) -> None:
+        self._record(reply.outcome, reply.status, time.time(), _attempts(reply.headers), answer=reply.body)
+
+    def failed(self, err: GatewayError) -> None:
+        outcome = Outcome(provider=err.provider or "", model=self.requested) if err.provider else None
+        self._record(outcome, err.http_status, None, 0, error=err.message[:500])
+
+    def streaming(self, reply: StreamReply) -> StreamReply:
+        first_byte = time.time()  # the router returns once the first chunk is ready to go
+        inner = reply.aclose
+
+        async def close() -> None:
+            try:
+                await inner()
+            finally:
+                self._record(reply.outcome, 200, first_byte, _attempts(reply.headers))
+
+        return replace(reply, aclose=close)
+
+
+def _attempts(headers: Mapping[str, str]) -> int:
+    try:
+        return int(headers.get("x-omniroute-attempts", "1"))
+    except ValueError:
+        return 1
 
 
 def _stored_response(stored: StoredReply, extra: dict[str, str]) -> Response:

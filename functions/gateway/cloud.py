@@ -20,16 +20,24 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from functions.gateway.app import create_app
+from shared.adapters.lambda_extension import FreezeGuard, InvocationTracker
 from shared.adapters.telemetry import configure_logging, emit_request_metrics
 from shared.cloud import build_cloud_services, cloud_settings
 from shared.context import current_lambda_request_id
 from shared.services.chat import Outcome
 from shared.web.request_id import Timing
+from shared.web.settle import SettleBeforeEnd, TrackInvocations
 
 SERVICE = "gateway"
 log = logging.getLogger("omniroute.gateway")
 
 configure_logging(SERVICE, os.environ.get("POWERTOOLS_LOG_LEVEL", "INFO"))
+# An internal extension, registered now (Lambda's init phase: Lambda Web Adapter asks for the first
+# invocation only after the app answers its readiness probe), holds each invocation open after the
+# response until its usage writes landed. Without one (registration refused), responses end late instead.
+tracker = InvocationTracker()
+_runtime_api = os.environ.get("AWS_LAMBDA_RUNTIME_API")
+extension_held = bool(_runtime_api) and FreezeGuard(tracker=tracker).start(_runtime_api or "")
 settings = cloud_settings()
 services = build_cloud_services(settings)
 
@@ -116,4 +124,10 @@ class LambdaRequestContext:
 
 
 app = create_app(services, on_finish=record_request, lifespan=lifespan)
+# Usage events are written in the background, and a frozen environment must never hold an unwritten one:
+# the extension waits for them, or else the response's end does (its content has gone out already).
+if extension_held:
+    app.add_middleware(TrackInvocations, tracker=tracker, settle=services.settle)
+else:
+    app.add_middleware(SettleBeforeEnd, settle=services.settle)
 app.add_middleware(LambdaRequestContext)

@@ -1,18 +1,20 @@
-"""Scheduled job: roll usage up from hours to days and months (hourly, five minutes past the hour).
+"""Scheduled job: roll usage up from requests to hours, days and months (hourly, five minutes past).
 
-Each run works on the hour that closed before its scheduled time, so a late or repeated run covers the
-same window (re-running is how a failed hour is redone). Until request accounting lands (the usage
-issue) nothing writes hourly items, so this run counts the closed hour's items in the Usage table (its
-partition `USAGE#H#<yyyy-mm-ddThh>`) and reports them; the day and month writes arrive with accounting.
+Each run recomputes the two hours that closed before its scheduled time, every day those hours belong to
+once the day has closed, and those days' months (`shared.services.rollup`). Rollups replace what was
+stored, so a late, retried or repeated run gives the same result; re-running an event is how a failed
+hour is redone.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+import time
 from typing import Any
 
 from functions.scheduled.jobs import emit_job_metrics, parse_event, start
+from shared.adapters.dynamo.usage_store import DynamoUsageStore
+from shared.services.rollup import UsageRollup
 from shared.settings import Settings
 
 JOB = "usage-rollup"
@@ -20,42 +22,19 @@ log = logging.getLogger("omniroute.scheduled.usage_rollup")
 
 start(JOB)
 _settings = Settings.from_env()
-_client: Any = None
-
-
-def _dynamodb() -> Any:
-    global _client
-    if _client is None:
-        import botocore.session
-
-        _client = botocore.session.get_session().create_client("dynamodb", region_name=_settings.region)
-    return _client
-
-
-def hour_partition(hour: str) -> str:
-    return f"USAGE#H#{hour}"
+_rollup = UsageRollup(DynamoUsageStore(_settings.usage_table, _settings.region), time.time)
 
 
 def handler(event: Any, context: Any) -> dict[str, Any]:
     run = parse_event(event, JOB)
-    closed = (run.scheduled_time - timedelta(hours=1)).strftime("%Y-%m-%dT%H")
-    pages = (
-        _dynamodb()
-        .get_paginator("query")
-        .paginate(
-            TableName=_settings.usage_table,
-            KeyConditionExpression="pk = :pk",
-            ExpressionAttributeValues={":pk": {"S": hour_partition(closed)}},
-            Select="COUNT",
-        )
-    )
-    items = sum(int(page["Count"]) for page in pages)
+    report = _rollup.run(run.scheduled_time)
     result: dict[str, Any] = {
         "job": JOB,
         "scheduledTime": run.scheduled_time.isoformat(),
-        "hour": closed,
-        "items": items,
+        "hours": report.hours,
+        "days": report.days,
+        "months": report.months,
     }
     log.info("usage rollup run", extra=result)
-    emit_job_metrics(JOB, {"HourItems": items})
+    emit_job_metrics(JOB, {"HourItems": sum(report.hours.values()), "DaysRolled": len(report.days)})
     return result

@@ -12,7 +12,10 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
 
+from shared.domain.budgets import Budget
 from shared.domain.combos import ACCOUNT_STRATEGIES, Alias, Combo, FallbackChain
+from shared.domain.pricing import PriceTable
+from shared.domain.quota import QuotaRule
 from shared.domain.routing import DEFAULT_POLICIES, Policy, RateLimit
 
 
@@ -28,8 +31,9 @@ class Kind:
     COMBO = "combo"  # a named list of targets clients call like a model (id = its name)
     ALIAS = "alias"  # a model pattern mapped to a target (id = the pattern)
     FALLBACK = "fallback"  # a global fallback chain for the models a pattern matches (id = the pattern)
+    PRICE = "price"  # a price override for one model (id = `<provider>/<model>`)
 
-    ALL = (PROVIDER, NODE, MODEL, APIKEY, SETTINGS, PREFIX, COMBO, ALIAS, FALLBACK)
+    ALL = (PROVIDER, NODE, MODEL, APIKEY, SETTINGS, PREFIX, COMBO, ALIAS, FALLBACK, PRICE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +60,7 @@ class Connection:
     enabled: bool
     default_model: str | None = None
     rate_limit: RateLimit = field(default_factory=RateLimit)
+    quotas: tuple[QuotaRule, ...] = ()  # windows the owner configured: counted, and skipped when used up
     # True when the stored key could not be decrypted (the data dir's key file was replaced or lost):
     # such a connection is never routed to, and the admin API asks for the key again.
     credential_error: bool = False
@@ -85,6 +90,7 @@ class ApiKey:
     display: str
     created_at: str
     enabled: bool
+    budget: Budget | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +117,12 @@ class GatewaySettings:
     keepalive_interval: float = 15.0
     cache_ttl: float = 3600.0  # exact response cache; 0 turns it off
     max_attempts: int = 10  # upstream calls one request may make across accounts and targets
+    # Usage (issue 6): how long request events are kept, when a subscription window counts as used up,
+    # and the opt-in request log (redacted bodies, kept `request_log_hours`).
+    usage_retention_days: int = 30
+    quota_skip_percent: float = 100.0
+    request_logs: bool = False
+    request_log_hours: float = 24.0
 
     @classmethod
     def from_data(cls, data: Mapping[str, Any]) -> GatewaySettings:
@@ -119,6 +131,8 @@ class GatewaySettings:
         mode = data.get("thinkingMode")
         budget = data.get("thinkingBudget")
         strategy = data.get("accountStrategy")
+        raw_logs = data.get("requestLogs")
+        logs: Mapping[str, Any] = raw_logs if isinstance(raw_logs, Mapping) else {}
         return cls(
             require_api_key=value if isinstance(value, bool) else None,
             system_prompt=prompt if isinstance(prompt, str) and prompt.strip() else None,
@@ -132,6 +146,10 @@ class GatewaySettings:
             keepalive_interval=_positive_number(data.get("keepaliveSeconds"), 15.0),
             cache_ttl=_non_negative_number(data.get("cacheTtlSeconds"), 3600.0),
             max_attempts=_positive_int(data.get("maxAttempts"), 10),
+            usage_retention_days=_positive_int(data.get("usageRetentionDays"), 30),
+            quota_skip_percent=_positive_number(data.get("quotaSkipAtPercent"), 100.0),
+            request_logs=logs.get("enabled") is True,
+            request_log_hours=_positive_number(logs.get("ttlHours"), 24.0),
         )
 
     @property
@@ -204,10 +222,12 @@ class ConfigSnapshot:
     combos: Mapping[str, Combo] = field(default_factory=_empty)
     aliases: tuple[Alias, ...] = ()
     fallbacks: tuple[FallbackChain, ...] = ()
+    prices: PriceTable = field(default_factory=PriceTable)
     # Derived indexes (filled by `build`).
     keys_by_hash: Mapping[str, ApiKey] = field(default_factory=_empty)
     nodes_by_prefix: Mapping[str, ProviderNode] = field(default_factory=_empty)
     connections_by_provider: Mapping[str, tuple[Connection, ...]] = field(default_factory=_empty)
+    connections_by_id: Mapping[str, Connection] = field(default_factory=_empty)
 
     @classmethod
     def build(
@@ -221,6 +241,7 @@ class ConfigSnapshot:
         combos: Iterable[Combo] = (),
         aliases: Iterable[Alias] = (),
         fallbacks: Iterable[FallbackChain] = (),
+        prices: PriceTable | None = None,
     ) -> ConfigSnapshot:
         conns = tuple(connections)
         node_t = tuple(nodes)
@@ -239,7 +260,9 @@ class ConfigSnapshot:
             combos=MappingProxyType({c.name: c for c in combos}),
             aliases=tuple(sorted(aliases, key=lambda a: a.pattern)),
             fallbacks=tuple(sorted(fallbacks, key=lambda f: f.pattern)),
+            prices=prices if prices is not None else PriceTable(),
             keys_by_hash=MappingProxyType({k.key_hash: k for k in keys}),
             nodes_by_prefix=MappingProxyType({n.prefix.lower(): n for n in node_t}),
             connections_by_provider=MappingProxyType(ordered),
+            connections_by_id=MappingProxyType({c.id: c for c in conns}),
         )

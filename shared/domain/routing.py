@@ -13,6 +13,7 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
 
+from shared.domain.quota import AccountQuota, QuotaCount
 from shared.providers.catalog import get_provider
 from shared.providers.spec import AuthKind
 
@@ -112,11 +113,14 @@ def _empty() -> Mapping[Any, Any]:
 @dataclass(frozen=True, slots=True)
 class RoutingView:
     """Everything routing reads, loaded with one query: breakers by provider, cooldowns by (connection,
-    model-or-None), use counters by name → member → count (least-used), as of `loaded_at`."""
+    model-or-None), use counters by name → member → count (least-used), quota windows, as of `loaded_at`."""
 
     breakers: Mapping[str, BreakerState] = field(default_factory=_empty)
     cooldowns: Mapping[tuple[str, str | None], Cooldown] = field(default_factory=_empty)
     uses: Mapping[str, Mapping[str, int]] = field(default_factory=_empty)
+    # quota windows: live ones by connection, and what the gateway counted by (connection, window name)
+    quotas: Mapping[str, AccountQuota] = field(default_factory=_empty)
+    quota_counts: Mapping[tuple[str, str], QuotaCount] = field(default_factory=_empty)
     loaded_at: float = 0.0
 
 

@@ -14,9 +14,11 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
+from shared.domain.budgets import parse_budget
 from shared.domain.config import Kind, Record
 from shared.domain.keys import display_form, generate_key, hash_key, mask_secret
 from shared.domain.netguard import refused_host
+from shared.domain.quota import parse_quota_rules
 from shared.domain.text import has_control_characters
 from shared.errors import Conflict, InvalidRequest, NotFound, NotSupported
 from shared.ports import Cipher, ConfigStore, DecryptionFailed
@@ -124,6 +126,14 @@ def clean_secret(value: object) -> str:
 
 # rateLimit.<field> → (lowest, highest); a connection with none of them is not limited
 RATE_LIMIT_FIELDS = {"rpm": (1, 100_000), "minGapMs": (1, 3_600_000), "maxConcurrent": (1, 10_000)}
+
+
+def check_quotas(value: object) -> list[dict[str, Any]]:
+    """A connection's `quotas` as stored (each window in its normal form), or a 400 naming what is wrong."""
+    try:
+        return [rule.to_data() for rule in parse_quota_rules(value)]
+    except ValueError as exc:
+        raise InvalidRequest(f"Invalid `quotas`: {exc}", param="quotas", code="invalid_value") from None
 
 
 def check_rate_limit(value: object) -> dict[str, int] | None:
@@ -263,6 +273,8 @@ class ConfigService:
         limits = check_rate_limit(fields.get("rateLimit"))
         if limits:
             data["rateLimit"] = limits
+        if fields.get("quotas"):
+            data["quotas"] = check_quotas(fields["quotas"])
         if api_key:
             data["apiKey"] = self._cipher.encrypt(api_key, secret_context(Kind.PROVIDER, id))
         rec = self._store.create(Kind.PROVIDER, id, data)
@@ -287,6 +299,12 @@ class ConfigService:
                 data["rateLimit"] = limits
             else:
                 data.pop("rateLimit", None)
+        if "quotas" in fields:
+            # The sent list replaces the stored windows whole; null (or `[]`) removes them.
+            if fields["quotas"]:
+                data["quotas"] = check_quotas(fields["quotas"])
+            else:
+                data.pop("quotas", None)
         if fields.get("apiKey") is not None:
             secret = clean_secret(fields["apiKey"])
             data["apiKey"] = self._cipher.encrypt(secret, secret_context(Kind.PROVIDER, id))
@@ -461,7 +479,23 @@ class ConfigService:
             "key": d.get("display"),
             "enabled": d.get("enabled", True),
             "createdAt": d.get("createdAt"),
+            "budget": d.get("budget"),
         }
+
+    def set_budget(self, key_id: str, budget: Mapping[str, Any] | None) -> dict[str, Any]:
+        """Set (or with None remove) an API key's budget; returns the key."""
+        rec = self._require(Kind.APIKEY, key_id)
+        data = dict(rec.data)
+        if budget is None:
+            data.pop("budget", None)
+        else:
+            try:
+                data["budget"] = parse_budget(budget).to_data()
+            except ValueError as exc:
+                raise InvalidRequest(f"Invalid budget: {exc}", param="budget", code="invalid_value") from None
+        updated = self._store.update(Kind.APIKEY, key_id, data, rec.version)
+        self._on_change()
+        return self.key_view(updated)
 
     def list_keys(self) -> list[dict[str, Any]]:
         return [self.key_view(r) for r in self._store.list(Kind.APIKEY)]

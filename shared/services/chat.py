@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -18,11 +19,13 @@ from urllib.parse import quote
 import orjson
 
 from shared.domain.config import Connection, GatewaySettings
+from shared.domain.live_quota import windows_from_headers
+from shared.domain.quota import LiveWindow
 from shared.domain.resolve import Route
 from shared.domain.usage import Usage
 from shared.errors import GatewayError, NotSupported, UpstreamFailed, UpstreamRejected
 from shared.formats.anthropic_messages import usage_from_anthropic
-from shared.formats.canonical import ChatRequest, ChatResponse
+from shared.formats.canonical import ChatRequest, ChatResponse, Reasoning, Text, ToolCall
 from shared.formats.codecs import feed_decoder, new_decoder, new_encoder
 from shared.formats.errors import openai_error_object, upstream_error_message
 from shared.formats.gemini import usage_from_gemini
@@ -31,7 +34,17 @@ from shared.formats.openai_responses import echo as responses_echo
 from shared.formats.openai_responses import usage_from_responses
 from shared.formats.registry import FORMATS
 from shared.formats.sse import FrameTooLarge, SseFramer, frame_data
-from shared.formats.stream import Collector, StreamEnd, StreamEvent, StreamFailed, StreamOrderError
+from shared.formats.stream import (
+    Collector,
+    ReasoningDelta,
+    StreamEnd,
+    StreamEvent,
+    StreamFailed,
+    StreamOrderError,
+    StreamStart,
+    TextDelta,
+    ToolCallDelta,
+)
 from shared.formats.thinking import apply_thinking_mode, with_system_prompt
 from shared.formats.tokens import estimate_tokens
 from shared.ports import UpstreamClient, UpstreamResponse
@@ -58,14 +71,18 @@ def endpoint(fmt: WireFormat, model: str, *, stream: bool) -> str:
 log = logging.getLogger("omniroute.chat")
 
 _RELAYED_ERROR_HEADERS = ("retry-after", "retry-after-ms")
-_RELAYED_PREFIXES = ("x-ratelimit-", "anthropic-ratelimit-")
+_RELAYED_PREFIXES = ("x-ratelimit-", "anthropic-ratelimit-", "x-codex-")
 _DONE_FRAME = b"data: [DONE]\n\n"
 USER_AGENT = "omniroute-edge/0.1"
 
 
 @dataclass(slots=True)
 class Outcome:
-    """What happened to one request; filled while the answer is relayed (usage arrives last on streams)."""
+    """What happened to one request; filled while the answer is relayed (usage arrives last on streams).
+
+    `output_chars`: characters of answer text, tool arguments and reasoning relayed, the basis of an
+    estimate when the upstream reports no usage. `windows`: the quota windows the answer's headers
+    published (subscription providers)."""
 
     provider: str = ""
     model: str = ""
@@ -73,6 +90,9 @@ class Outcome:
     status: int = 0
     usage: Usage | None = None
     error: str | None = None
+    upstream_model: str = ""
+    output_chars: int = 0
+    windows: tuple[LiveWindow, ...] = ()
 
 
 @dataclass(slots=True)
@@ -171,6 +191,7 @@ class ChatService:
             provider=route.provider_id,
             model=route.public_model,
             connection_id=connection.id if connection else None,
+            upstream_model=route.upstream_model,
         )
         echoed: dict[str, Any] = {}
         # Responses clients rely on server state; a Responses upstream keeps its own, any other gets ours
@@ -224,17 +245,22 @@ class ChatService:
                 "x-omniroute-model": header_safe(route.public_model),
             }
             outcome.status = resp.status
+            outcome.windows = windows_from_headers(resp.headers, time.time())
             if not stream:
                 raw = await resp.aread()
                 doc = _json_object(raw, route)
                 if client is upstream:
                     outcome.usage = _usage_of(upstream, doc)
+                    if outcome.usage is None:  # the basis of an estimate
+                        outcome.output_chars = _answer_chars(FORMATS[upstream].parse_response(doc))
                     if upstream is WireFormat.OPENAI and (clean := sanitise_response(doc)) is not None:
                         raw = orjson.dumps(clean)  # vendor extras strictly typed clients reject
                     return JsonReply(resp.status, raw, reply_headers, outcome)
                 answer = FORMATS[upstream].parse_response(doc)
                 await self._memory.keep_answer(answer.parts)
                 outcome.usage = answer.usage
+                if answer.usage is None:
+                    outcome.output_chars = _answer_chars(answer)
                 if echoed:
                     answer = replace(answer, extensions={**answer.extensions, **echoed})
                 rendered = FORMATS[client].render_response(answer)
@@ -396,6 +422,17 @@ def _json_object(raw: bytes, route: Route) -> dict[str, Any]:
     return doc
 
 
+def _answer_chars(answer: ChatResponse) -> int:
+    """Characters of an answer's text, reasoning and tool arguments (for a usage estimate)."""
+    total = 0
+    for part in answer.parts:
+        if isinstance(part, Text | Reasoning):
+            total += len(part.text)
+        elif isinstance(part, ToolCall):
+            total += len(part.name) + len(part.arguments)
+    return total
+
+
 def _usage_of(fmt: WireFormat, doc: dict[str, Any]) -> Usage | None:
     if fmt is WireFormat.ANTHROPIC:
         return usage_from_anthropic(doc.get("usage"))
@@ -434,10 +471,17 @@ async def _translate_stream(
         for event in events:
             if not passthrough:
                 collector.feed(event)
+            if isinstance(event, TextDelta | ReasoningDelta):
+                outcome.output_chars += len(event.text)
+            elif isinstance(event, ToolCallDelta):
+                outcome.output_chars += len(event.arguments)
+            elif isinstance(event, StreamStart) and event.usage is not None and outcome.usage is None:
+                outcome.usage = event.usage  # what is known so far (Anthropic: the input), if the end never comes
             if isinstance(event, StreamEnd):
                 if not passthrough:
                     ended.append(collector.response())
-                outcome.usage = event.usage
+                if event.usage is not None:
+                    outcome.usage = event.usage
             elif isinstance(event, StreamFailed):
                 outcome.error = event.message
             if not passthrough:
@@ -486,6 +530,9 @@ async def _translate_stream(
 
 
 _FINISH = re.compile(rb'"finish_reason"\s*:\s*"')
+# The text of a Chat chunk's delta (content, reasoning, tool arguments): counted for a usage estimate
+# when the upstream reports none. JSON-escaped, so a little over the real count; an estimate says so.
+_DELTA_TEXT = re.compile(rb'"(?:content|reasoning_content|reasoning|arguments)"\s*:\s*"((?:[^"\\]|\\.)*)"')
 
 
 @dataclass(slots=True)
@@ -552,6 +599,8 @@ def _keep(frame: bytes, state: _RelayState, outcome: Outcome, client_wants_usage
         outcome.error = _stream_error_message(data)
     if not state.saw_finish and _FINISH.search(data):
         state.saw_finish = True
+    for text in _DELTA_TEXT.findall(data):
+        outcome.output_chars += len(text)
     if b'"usage"' in data:
         return _inspect_usage(data, outcome, client_wants_usage)
     return True

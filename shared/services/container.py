@@ -7,8 +7,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from shared.adapters.upstream import HttpxUpstream
-from shared.ports import Cipher, ConfigStore, ConversationStore, RoutingStore, UpstreamClient
+from shared.ports import Cipher, ConfigStore, ConversationStore, RoutingStore, SpendStore, UpstreamClient, UsageStore
+from shared.services.accounting import Accountant
 from shared.services.admin import ConfigService
+from shared.services.admin_pricing import PricingService
 from shared.services.chat import ChatService
 from shared.services.health import HealthService
 from shared.services.reasoning_memory import ReasoningMemory
@@ -31,11 +33,21 @@ class Services:
     router: Router
     replay: ReplayService
     health: HealthService
+    accounting: Accountant
+    pricing: PricingService
+    usage: UsageStore | None = None
+    spend: SpendStore | None = None
     admin_token: str | None = None
+
+    async def settle(self) -> None:
+        """Wait for the writes requests left behind (usage events, routing state): before a Lambda
+        environment may freeze, and at shutdown."""
+        await self.accounting.drain()
+        await self.routing.drain()
 
     async def aclose(self) -> None:
         await self.routing.flush_latency()
-        await self.routing.drain()
+        await self.settle()
         await self.upstream.aclose()
 
 
@@ -50,6 +62,8 @@ def assemble(
     conversations: ConversationStore | None = None,
     reasoning: ConversationStore | None = None,
     routing_store: RoutingStore | None = None,
+    usage_store: UsageStore | None = None,
+    spend_store: SpendStore | None = None,
     instance_id: str = "",
 ) -> Services:
     """The services every entry point shares, wired the same way locally and in the cloud: one upstream
@@ -76,8 +90,13 @@ def assemble(
         chat=chat,
         upstream=upstream,
         routing=routing,
-        router=Router(chat, routing),
+        # cost-optimized combos order their targets by the live pricing table's input rate
+        router=Router(chat, routing, price=lambda provider, model: cache.snapshot.prices.input_rate(provider, model)),
         replay=replay,
         health=HealthService(routing, replay),
+        accounting=Accountant(usage_store, spend_store, routing, routing_store),
+        pricing=PricingService(store, on_change=on_change),
+        usage=usage_store,
+        spend=spend_store,
         admin_token=admin_token,
     )

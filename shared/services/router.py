@@ -30,7 +30,9 @@ from typing import Any
 from shared.domain.combos import ComboConfig
 from shared.domain.config import Connection, GatewaySettings
 from shared.domain.failures import FailureKind, Next, Scope, Verdict, classify
+from shared.domain.live_quota import windows_from_headers
 from shared.domain.plan import ComboNode, Leaf, Node, Plan
+from shared.domain.quota import AccountQuota
 from shared.domain.resolve import Route
 from shared.domain.routing import BreakerPhase, Policy, RateLimit, breaker_key, policy_of, profile_of
 from shared.domain.strategies import order_accounts, order_targets
@@ -306,6 +308,12 @@ class Router:
                 continue
             if (route.provider_id, route.upstream_model, cid) in run.seen:
                 continue
+            blocked = self._state.quota_block(conn, now, run.settings.quota_skip_percent) if conn else None
+            if blocked is not None:
+                window, until = blocked
+                wait = until - now if until is not None else None
+                run.tried.append(_Tried(_label(route, conn), f"quota window {window.name} used up", 429, wait))
+                continue
             candidates.append(conn)
         for conn in await self._account_order(route, candidates, run):
             if run.attempts >= run.settings.max_attempts:
@@ -457,6 +465,8 @@ class Router:
             await self._state.finish_probe(acct.key, run.owner, True, acct.policy)  # it answered: closed again
         self._state.clear_cooldown(acct.id, None)
         self._state.clear_cooldown(acct.id, route.upstream_model)
+        if reply.outcome.windows and acct.conn is not None:
+            self._state.save_quota(AccountQuota(acct.conn.id, reply.outcome.windows, self._state.now()))
         reply.headers["x-omniroute-attempts"] = str(run.attempts)
         if isinstance(reply, StreamReply):
             return self._watch_stream(reply, acct.key, acct.policy)
@@ -467,6 +477,9 @@ class Router:
         route = acct.route
         kind, status, body, headers = _failure_of(err)
         verdict = classify(kind, status, body, headers, self._state.now())
+        windows = windows_from_headers(headers, self._state.now()) if headers else ()
+        if windows and acct.conn is not None:  # a refusal names the window that is used up, and its reset
+            self._state.save_quota(AccountQuota(acct.conn.id, windows, self._state.now()))
         self._stats.setdefault(route.provider_id, _Stats()).observe(not verdict.breaker)
         self._stats.setdefault(f"acct:{acct.id}", _Stats()).observe(False)
         log.info(

@@ -25,7 +25,9 @@ from typing import Any, TypeVar
 
 import anyio.to_thread
 
+from shared.domain.config import Connection
 from shared.domain.latency import bucket_of, merge
+from shared.domain.quota import AccountQuota, LiveWindow, QuotaCount, counted_window
 from shared.domain.routing import (
     Admission,
     BreakerPhase,
@@ -44,6 +46,7 @@ log = logging.getLogger("omniroute.routing")
 T = TypeVar("T")
 
 LATENCY_FLUSH_SECONDS = 30.0
+QUOTA_REWRITE = 60.0  # an unchanged quota reading is written again at most this often
 
 
 class _Lease:
@@ -370,6 +373,48 @@ class RoutingState:
             merge(found.setdefault(provider, {}), buckets)
         return found
 
+    # ----- quota windows ---------------------------------------------------------------------------------
+
+    def quota_block(
+        self, conn: Connection, now: float, skip_at_percent: float = 100.0
+    ) -> tuple[LiveWindow, float | None] | None:
+        """The window keeping `conn` out at `now` and when it frees up (None: unknown), or None. Live
+        windows (the provider's word) and the connection's configured windows (our counts) both count."""
+        view = self._view
+        live = view.quotas.get(conn.id)
+        blocking = live.blocking(now, skip_at_percent) if live is not None else None
+        if blocking is not None:
+            return blocking, blocking.resets_at
+        for rule in conn.quotas:
+            window = counted_window(rule, view.quota_counts.get((conn.id, rule.name)), now)
+            if window.limited:
+                return window, window.resets_at
+        return None
+
+    def note_quota(self, quota: AccountQuota) -> None:
+        """A reading this instance made (an answer's headers): into the view at once."""
+        self._generation += 1
+        quotas = dict(self._view.quotas)
+        quotas[quota.connection_id] = quota
+        self._view = replace(self._view, quotas=quotas)
+
+    def save_quota(self, quota: AccountQuota) -> None:
+        """An answer's reading: into the view now, and to the store in the background unless it says what
+        the stored one says (every answer of a subscription carries these headers: most change nothing)."""
+        known = self._view.quotas.get(quota.connection_id)
+        self.note_quota(quota)
+        if self._store is None:
+            return
+        if known is not None and _same_reading(known, quota) and quota.updated_at - known.updated_at < QUOTA_REWRITE:
+            return
+        self.spawn(self._call("saving quota windows", self._store.put_quota, quota))
+
+    def note_quota_count(self, connection_id: str, window: str, count: QuotaCount) -> None:
+        self._generation += 1
+        counts = dict(self._view.quota_counts)
+        counts[(connection_id, window)] = count
+        self._view = replace(self._view, quota_counts=counts)
+
     # ----- plumbing ----------------------------------------------------------------------------------
 
     async def _call(self, what: str, fn: Callable[..., T] | None, *args: Any) -> T | None:
@@ -395,3 +440,20 @@ class RoutingState:
         """Wait for background writes (before a Lambda environment may freeze, and at shutdown)."""
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+
+def _same_reading(a: AccountQuota, b: AccountQuota) -> bool:
+    """Whether two readings agree on what matters to routing and to the owner's countdowns."""
+
+    def gist(q: AccountQuota) -> set[tuple[str, bool, int | None, int | None]]:
+        return {
+            (
+                w.name,
+                w.limited,
+                round(w.used_percent) if w.used_percent is not None else None,
+                round(w.resets_at / 60) if w.resets_at is not None else None,
+            )
+            for w in q.windows
+        }
+
+    return gist(a) == gist(b)

@@ -11,10 +11,12 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypeVar
 
 import anyio.to_thread
 
+from shared.domain.budgets import parse_budget
 from shared.domain.combos import Alias, Combo, FallbackChain, parse_alias, parse_combo, parse_fallback
 from shared.domain.config import (
     ApiKey,
@@ -26,11 +28,14 @@ from shared.domain.config import (
     ProviderNode,
     Record,
 )
+from shared.domain.quota import parse_quota_rules
 from shared.domain.routing import RateLimit
 from shared.errors import GatewayBusy, GatewayError
 from shared.ports import Cipher, ConfigStore, DecryptionFailed
+from shared.services.admin_pricing import price_table
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def secret_context(kind: str, id: str) -> dict[str, str]:
@@ -53,6 +58,18 @@ def rate_limit(value: object) -> RateLimit:
     )
 
 
+def _stored(parse: Callable[[Any], T], value: object, default: T, what: str) -> T:
+    """A stored sub-document parsed, or `default` when absent; one that no longer parses (written by hand,
+    an older backup) is left out with a log line rather than failing every request."""
+    if value is None:
+        return default
+    try:
+        return parse(value)
+    except (TypeError, ValueError) as exc:
+        log.error("stored %s is skipped, it does not parse: %s", what, exc)
+        return default
+
+
 def _routing_record(r: Record) -> Combo | Alias | FallbackChain | None:
     """A combo, alias or fallback chain record as the core sees it; one that does not parse (written by
     hand, restored from an older backup) is left out with a log line rather than failing every request."""
@@ -68,6 +85,7 @@ def _routing_record(r: Record) -> Combo | Alias | FallbackChain | None:
 
 
 def build_snapshot(records: Iterable[Record], cipher: Cipher) -> ConfigSnapshot:
+    records = list(records)
     conns: list[Connection] = []
     nodes: list[ProviderNode] = []
     models: list[CustomModel] = []
@@ -98,6 +116,7 @@ def build_snapshot(records: Iterable[Record], cipher: Cipher) -> ConfigSnapshot:
                     enabled=bool(d.get("enabled", True)),
                     default_model=d.get("defaultModel") or None,
                     rate_limit=rate_limit(d.get("rateLimit")),
+                    quotas=_stored(parse_quota_rules, d.get("quotas"), (), f"quotas of connection {r.id}"),
                     credential_error=broken,
                 )
             )
@@ -124,6 +143,7 @@ def build_snapshot(records: Iterable[Record], cipher: Cipher) -> ConfigSnapshot:
                     display=str(d.get("display") or ""),
                     created_at=str(d.get("createdAt") or r.updated_at),
                     enabled=bool(d.get("enabled", True)),
+                    budget=_stored(parse_budget, d.get("budget"), None, f"budget of key {r.id}"),
                 )
             )
         elif r.kind == Kind.SETTINGS:
@@ -137,6 +157,7 @@ def build_snapshot(records: Iterable[Record], cipher: Cipher) -> ConfigSnapshot:
             elif isinstance(item, FallbackChain):
                 fallbacks.append(item)
     return ConfigSnapshot.build(
+        prices=price_table(r for r in records if r.kind == Kind.PRICE),
         connections=conns,
         nodes=nodes,
         models=models,

@@ -10,6 +10,8 @@ Key layout (the gateway's IAM policy lists these leading keys; keep them in step
                     sk C#<connection>#M#<model>   cooldown of one model of an account
                     sk U#<name>                   use counters: map `uses`, member → count
                     sk RR#<name>                  round-robin cursor
+                    sk Q#<connection>             live quota windows: map `windows`, name → window
+                    sk QC#<connection>#<window>   a configured quota window's count: start, tokens, requests
     pk RL#…, IDEM#…, CACHE#…                      rate limits, idempotency, cache: see routing_limits.py
     pk LAT#<minute> sk <provider>                 latency histogram: Number attributes b<index>
 
@@ -32,6 +34,7 @@ import botocore.session
 from botocore.exceptions import ClientError
 
 from shared.adapters.dynamo import routing_limits
+from shared.domain.quota import AccountQuota, LiveWindow, QuotaCount
 from shared.domain.routing import (
     Admission,
     BreakerPhase,
@@ -48,6 +51,7 @@ ROUTE = "ROUTE"
 COOLDOWN_MEMORY = 86_400  # a cooldown item outlives `until` by a day, so repeated cooldowns keep doubling
 LATENCY_KEEP = 2 * 86_400  # a latency minute expires two days after it
 LATENCY_MINUTES = 60  # load_latency reads at most the last hour
+QUOTA_MEMORY = 7 * 86_400  # a live quota reading is kept a week past its last reset
 
 # Aliases the expressions in this module use; a call sends only those its expressions mention (DynamoDB
 # and moto reject unused ones). Names built from data (map members, buckets) are passed per call.
@@ -225,9 +229,11 @@ class StateItems:
         deleted, _ = self._conditional("delete_item", kwargs)
         return deleted
 
-    def query(self, pk: str, sk_prefix: str = "", projection: str | None = None) -> Iterator[dict[str, Any]]:
+    def query(
+        self, pk: str, sk_prefix: str = "", projection: str | None = None, *, consistent: bool = False
+    ) -> Iterator[dict[str, Any]]:
         """Every item of one partition (under an sk prefix if given), following LastEvaluatedKey."""
-        kwargs: dict[str, Any] = {"KeyConditionExpression": "#pk = :pk"}
+        kwargs: dict[str, Any] = {"KeyConditionExpression": "#pk = :pk", "ConsistentRead": consistent}
         if sk_prefix:
             kwargs["KeyConditionExpression"] += " AND begins_with(#sk, :prefix)"
         if projection:
@@ -261,6 +267,21 @@ def _breaker(provider: str, item: Mapping[str, Any]) -> BreakerState:
         probe_owner=item.get("probe_owner"),
         probe_until=float(item.get("probe_until", 0)),
     )
+
+
+_WINDOW_FIELDS = ("used_percent", "used", "limit", "remaining", "unit", "resets_at", "limited", "source")
+
+
+def _window_fields(w: LiveWindow) -> dict[str, Any]:
+    return {name: getattr(w, name) for name in _WINDOW_FIELDS}
+
+
+def _quota(connection_id: str, item: Mapping[str, Any]) -> AccountQuota:
+    windows = tuple(
+        LiveWindow(name=name, **{k: v for k, v in fields.items() if k in _WINDOW_FIELDS})
+        for name, fields in sorted(item.get("windows", {}).items())
+    )
+    return AccountQuota(connection_id, windows, float(item.get("updated_at", 0)))
 
 
 def _cooldown(item: Mapping[str, Any]) -> Cooldown:
@@ -300,6 +321,11 @@ class DynamoRoutingStore:
 
         self._items = StateItems(client, table_name, lock, make_client)
 
+    @property
+    def items(self) -> StateItems:
+        """The table's item access (client and lock), for stores that share the State table."""
+        return self._items
+
     # --- the routing view ---------------------------------------------------------------------------
     def load(self, now: float) -> RoutingView:
         """One Query of the ROUTE partition (paged). Cooldowns come back while active and also while they
@@ -308,6 +334,8 @@ class DynamoRoutingStore:
         breakers: dict[str, BreakerState] = {}
         cooldowns: dict[tuple[str, str | None], Cooldown] = {}
         uses: dict[str, dict[str, int]] = {}
+        quotas: dict[str, AccountQuota] = {}
+        counts: dict[tuple[str, str], QuotaCount] = {}
         for item in self._items.query(ROUTE):
             sk: str = item["sk"]
             if sk.startswith("B#"):
@@ -320,7 +348,16 @@ class DynamoRoutingStore:
                 hour, _, name = sk[2:].partition("#")
                 if hour == str(int(now // 3600)):  # this hour's counts only
                     uses[name] = {member: int(n) for member, n in item.get("uses", {}).items()}
-        return RoutingView(breakers=breakers, cooldowns=cooldowns, uses=uses, loaded_at=now)
+            elif sk.startswith("Q#"):
+                quotas[sk[2:]] = _quota(sk[2:], item)
+            elif sk.startswith("QC#") and item.get("expires_at", 0) > now:
+                conn, _, window = sk[3:].rpartition("#")
+                counts[(conn, window)] = QuotaCount(
+                    float(item.get("start", 0)), int(item.get("tokens", 0)), int(item.get("requests", 0))
+                )
+        return RoutingView(
+            breakers=breakers, cooldowns=cooldowns, uses=uses, quotas=quotas, quota_counts=counts, loaded_at=now
+        )
 
     # --- circuit breakers ---------------------------------------------------------------------------
     def record_failure(self, provider: str, now: float, threshold: int, reset_seconds: float) -> BreakerState:
@@ -519,6 +556,50 @@ class DynamoRoutingStore:
             names={f"#b{i}": f"b{i}" for i in counted},
             returns="NONE",
         )
+
+    # --- quota windows ------------------------------------------------------------------------------
+    def put_quota(self, quota: AccountQuota) -> None:
+        """Replace an account's live windows; an older reading never replaces a newer one (the poll and
+        the answers of several instances race)."""
+        windows = {w.name: {k: v for k, v in _window_fields(w).items() if v is not None} for w in quota.windows}
+        newest = max((w.resets_at or 0.0 for w in quota.windows), default=0.0)
+        self._items.put(
+            ROUTE,
+            f"Q#{quota.connection_id}",
+            {
+                "windows": windows,
+                "updated_at": quota.updated_at,
+                "expires_at": math.ceil(max(newest, quota.updated_at) + QUOTA_MEMORY),
+            },
+            "attribute_not_exists(#ua) OR #ua <= :ua",
+            {":ua": quota.updated_at},
+            {"#ua": "updated_at"},
+        )
+
+    def add_quota_use(
+        self, connection_id: str, window: str, start: float, live_since: float, tokens: int, expires_at: float
+    ) -> tuple[float, int, int]:
+        """One conditional ADD while the stored window is still running; otherwise one conditional reset
+        (and, when another instance reset it first, the ADD again). Exact under any concurrency."""
+        sk = f"QC#{connection_id}#{window}"
+        for _ in range(4):
+            added, item = self._items.update(
+                ROUTE,
+                sk,
+                "ADD #tk :tokens, #rq :one",
+                "#st >= :since",
+                {":tokens": tokens, ":one": 1, ":since": live_since},
+                {"#tk": "tokens", "#rq": "requests", "#st": "start"},
+            )
+            if added:
+                return float(item["start"]), int(item["tokens"]), int(item["requests"])
+            fields = {"start": start, "tokens": tokens, "requests": 1, "expires_at": math.ceil(expires_at)}
+            restarted, item = self._items.put(
+                ROUTE, sk, fields, "attribute_not_exists(#st) OR #st < :since", {":since": live_since}, {"#st": "start"}
+            )
+            if restarted:
+                return start, tokens, 1
+        raise RuntimeError(f"quota window {sk} kept changing under four attempts")
 
     def load_latency(self, since_minute: int) -> dict[str, dict[int, int]]:
         """Admin-only (the health view), never on the hot path: one Query per minute partition from
