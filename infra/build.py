@@ -36,6 +36,7 @@ FUNCTIONS: dict[str, tuple[str, tuple[str, ...]]] = {
     "AdminFunction": ("admin", ("functions/admin",)),
     "TokenRefreshFunction": ("scheduled", ("functions/scheduled",)),
     "UsageRollupFunction": ("scheduled", ("functions/scheduled",)),
+    "QuotaPollFunction": ("scheduled", ("functions/scheduled",)),
 }
 BOTOCORE_SERVICES = ("dynamodb", "kms")
 _PLATFORM = re.compile(r"^manylinux(2014|_2_\d+)_(x86_64|aarch64)$")

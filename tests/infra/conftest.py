@@ -24,7 +24,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 SAM_VENV = Path(os.environ.get("OMNIROUTE_SAM_VENV") or REPO / ".venv-sam")
-FUNCTIONS = ("GatewayFunction", "AdminFunction", "TokenRefreshFunction", "UsageRollupFunction")
+FUNCTIONS = ("GatewayFunction", "AdminFunction", "TokenRefreshFunction", "UsageRollupFunction", "QuotaPollFunction")
 HOST_PLATFORM = f"manylinux2014_{platform.machine()}"
 # The interpreter the host variant is built for and run with: this one, or another CPython on this machine
 # (e.g. OMNIROUTE_ARTIFACT_PYTHON=python3.13, Lambda's version, where one is installed).

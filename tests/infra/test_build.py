@@ -28,6 +28,7 @@ HANDLER_MODULES = {
     "AdminFunction": "functions/admin/cloud.py",
     "TokenRefreshFunction": "functions/scheduled/token_refresh.py",
     "UsageRollupFunction": "functions/scheduled/usage_rollup.py",
+    "QuotaPollFunction": "functions/scheduled/quota_poll.py",
 }
 _WHEEL_TAG = re.compile(r"^Tag: (\S+)$", re.M)
 
