@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import os
 import secrets
@@ -23,6 +24,7 @@ from shared.adapters.dynamo.spend import DynamoSpendStore
 from shared.adapters.dynamo.usage_store import DynamoUsageStore
 from shared.domain.config import Kind, Record
 from shared.services.container import Services, assemble
+from shared.services.rollup import UsageRollup, roll_up_hourly
 from shared.services.snapshot import ConfigCache
 from shared.settings import Settings
 
@@ -183,11 +185,17 @@ class LocalApp:
             await self.gateway(scope, receive, send)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
+        rollups: asyncio.Task[None] | None = None
         while True:
             message: Any = await receive()
             if message["type"] == "lifespan.startup":
+                usage = self.services.usage
+                if usage is not None:  # no scheduler locally: the server rolls usage up itself, hourly
+                    rollups = asyncio.ensure_future(roll_up_hourly(UsageRollup(usage, time.time), time.time))
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                if rollups is not None:
+                    rollups.cancel()
                 await self.services.aclose()
                 await send({"type": "lifespan.shutdown.complete"})
                 return

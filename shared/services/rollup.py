@@ -9,10 +9,13 @@ days, days two years, months forever; request events as the settings say (30 day
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+
+import anyio.to_thread
 
 from shared.domain.usage import UsageTotals, merge, summarise
 from shared.ports import UsageStore
@@ -89,3 +92,15 @@ class UsageRollup:
             report.months.append(month.strftime("%Y-%m"))
         log.info("usage rollup: %s", report)
         return report
+
+
+async def roll_up_hourly(rollup: UsageRollup, clock: Callable[[], float], minute: int = 5) -> None:
+    """Local mode's stand-in for the scheduled job: a run now (catching up after a restart), then one at
+    `minute` past every hour, until cancelled."""
+    while True:
+        try:
+            await anyio.to_thread.run_sync(rollup.run)
+        except Exception:  # a failing run is repeated by the next one (runs are idempotent)
+            log.exception("usage rollup failed")
+        now = clock()
+        await asyncio.sleep(max((now // 3600 + 1) * 3600 + minute * 60 - now, 1.0))

@@ -93,7 +93,7 @@ def test_admin_is_mangum_behind_an_iam_authorised_http_api(resources: dict[str, 
 
 def test_scheduled_jobs_have_explicit_names_and_inputs(resources: dict[str, Any]) -> None:
     schedules = _of_type(resources, "AWS::Scheduler::Schedule")
-    assert len(schedules) == 2
+    assert len(schedules) == 3
     targets = set()
     for schedule in schedules.values():
         props = schedule["Properties"]
@@ -101,7 +101,7 @@ def test_scheduled_jobs_have_explicit_names_and_inputs(resources: dict[str, Any]
         targets.add(props["Target"]["Arn"]["Fn::GetAtt"][0])
         sent = json.loads(props["Target"]["Input"])
         assert sent["scheduledTime"] == "<aws.scheduler.scheduled-time>"
-    assert targets == {"TokenRefreshFunction", "UsageRollupFunction"}
+    assert targets == {"TokenRefreshFunction", "UsageRollupFunction", "QuotaPollFunction"}
 
 
 def test_tables_are_on_demand_retained_and_expire(resources: dict[str, Any]) -> None:
@@ -141,17 +141,24 @@ def test_roles_grant_each_function_only_what_it_uses(resources: dict[str, Any]) 
     gateway = _statements(resources, "GatewayFunction")
     assert _actions(gateway) == {
         "dynamodb:GetItem", "dynamodb:Query", "dynamodb:Scan", "dynamodb:PutItem", "dynamodb:UpdateItem",
-        "dynamodb:DeleteItem", "kms:Decrypt",
+        "dynamodb:DeleteItem", "dynamodb:BatchWriteItem", "kms:Decrypt",
     }  # fmt: skip
     writes = [s for s in gateway if "dynamodb:PutItem" in _actions([s])]
-    assert [w["Resource"] for w in writes] == [{"Fn::GetAtt": ["StateTable", "Arn"]}]  # config stays read-only
+    # config stays read-only; usage is written, never read
+    assert [w["Resource"] for w in writes] == [
+        {"Fn::GetAtt": ["StateTable", "Arn"]},
+        {"Fn::GetAtt": ["UsageTable", "Arn"]},
+    ]
+    assert _actions([writes[1]]) == {"dynamodb:PutItem", "dynamodb:BatchWriteItem"}
+    assert writes[1]["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"] == ["REQ#*", "LOG#*"]
+    writes = writes[:1]
     # Never Scan on State: ForAllValues holds vacuously for a request that names no leading key.
     assert _actions(writes) == {
         "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:Query"
     }  # fmt: skip
     # The key prefixes of shared/adapters/dynamo: conversations.py, routing_state.py, routing_limits.py.
     assert writes[0]["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"] == [
-        "RESP#*", "REASON#*", "ROUTE", "RL#*", "IDEM#*", "CACHE#*", "LAT#*"
+        "RESP#*", "REASON#*", "ROUTE", "RL#*", "IDEM#*", "CACHE#*", "LAT#*", "BUDGET#*"
     ]  # fmt: skip
     admin_statements = _statements(resources, "AdminFunction")
     admin = _actions(admin_statements)
@@ -159,11 +166,24 @@ def test_roles_grant_each_function_only_what_it_uses(resources: dict[str, Any]) 
     admin_state = [s for s in admin_statements if s["Resource"] == {"Fn::GetAtt": ["StateTable", "Arn"]}]
     assert _actions(admin_state) == {"dynamodb:Query", "dynamodb:DeleteItem"}
     assert [s["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"] for s in admin_state] == [
-        ["ROUTE", "LAT#*"]
-    ]  # health view and resets only
-    assert _actions(_statements(resources, "UsageRollupFunction")) == {"dynamodb:Query"}
+        ["ROUTE", "LAT#*"],  # health view and resets
+        ["BUDGET#*"],  # what each key spent (read only)
+    ]
+    assert _actions([s for s in admin_state if "BUDGET#*" in str(s)]) == {"dynamodb:Query"}
+    rollup = _statements(resources, "UsageRollupFunction")
+    assert _actions(rollup) == {"dynamodb:Query", "dynamodb:BatchWriteItem", "dynamodb:PutItem"}
+    assert all(s["Resource"] == {"Fn::GetAtt": ["UsageTable", "Arn"]} for s in rollup)
+    # reads events and rollups; writes only rollups (shared/adapters/dynamo/usage_store.py's key layout)
+    assert {frozenset(_actions([s])): s["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]
+            for s in rollup} == {frozenset({"dynamodb:Query"}): ["REQ#*", "ROLL#*"],
+                                 frozenset({"dynamodb:BatchWriteItem", "dynamodb:PutItem"}): ["ROLL#*"]}  # fmt: skip
     assert _actions(_statements(resources, "TokenRefreshFunction")) == {"dynamodb:GetItem", "dynamodb:Query"}
-    for function in ("GatewayFunction", "AdminFunction", "TokenRefreshFunction", "UsageRollupFunction"):
+    poll = _statements(resources, "QuotaPollFunction")
+    assert _actions(poll) == {"dynamodb:Query", "kms:Decrypt", "dynamodb:PutItem", "dynamodb:UpdateItem"}
+    poll_writes = [s for s in poll if "dynamodb:PutItem" in _actions([s])]
+    assert [s["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"] for s in poll_writes] == [["ROUTE"]]
+    functions = ("GatewayFunction", "AdminFunction", "TokenRefreshFunction", "UsageRollupFunction", "QuotaPollFunction")
+    for function in functions:
         for statement in _statements(resources, function):
             assert statement["Resource"] != "*", f"{function}: {statement}"
             if any(a.startswith("kms:") for a in _actions([statement])):
