@@ -181,10 +181,15 @@ def usage_from_openai(usage: object) -> Usage | None:
         return None
     prompt_details = usage.get("prompt_tokens_details")
     completion_details = usage.get("completion_tokens_details")
+    cached = _count(prompt_details.get("cached_tokens")) if isinstance(prompt_details, dict) else 0
+    # DeepSeek reports its context-cache hits at the top level instead (api-docs.deepseek.com, "usage")
+    cached = cached or _count(usage.get("prompt_cache_hit_tokens"))
+    creation = _count(prompt_details.get("cache_write_tokens")) if isinstance(prompt_details, dict) else 0
     return Usage(
         input=_count(usage.get("prompt_tokens")),
         output=_count(usage.get("completion_tokens")),
-        cached=_count(prompt_details.get("cached_tokens")) if isinstance(prompt_details, dict) else 0,
+        cached=cached,
+        cache_creation=creation,  # OpenRouter's cache writes (Anthropic and Gemini models behind it)
         reasoning=_count(completion_details.get("reasoning_tokens")) if isinstance(completion_details, dict) else 0,
     )
 
