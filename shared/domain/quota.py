@@ -19,6 +19,25 @@ from typing import Any
 
 from shared.domain.windows import WindowKind, WindowSpec, parse_window, period
 
+NEVER_BLOCKS = "-"
+_ACCOUNT_WIDE = frozenset(
+    {"5h", "7d", "unified", "primary", "secondary", "chat", "rolling", "daily", "weekly", "monthly"}
+)
+_INFORMATIONAL = frozenset({"premium_interactions", "completions"})
+
+
+def window_scope(name: str) -> str | None:
+    """Which requests a window limits: None = every request of the account; a model token (`opus` for
+    Claude's `7d_opus`) = models whose id contains it; NEVER_BLOCKS = none (Copilot's premium requests
+    and code completions: chat keeps working without them). Unknown names count as account-wide."""
+    if name in _ACCOUNT_WIDE:
+        return None
+    if name in _INFORMATIONAL:
+        return NEVER_BLOCKS
+    if name.startswith("7d_"):
+        return name[3:].lower() or None
+    return None
+
 
 @dataclass(frozen=True, slots=True)
 class LiveWindow:
@@ -42,9 +61,17 @@ class LiveWindow:
     resets_at: float | None = None
     limited: bool = False
 
-    def blocks(self, now: float, skip_at_percent: float = 100.0) -> bool:
-        """Whether this window keeps the account out at `now`: limited (or used up to `skip_at_percent`)
-        and not yet reset. A limited window without a reset time blocks until a newer reading replaces it."""
+    def blocks(self, now: float, skip_at_percent: float = 100.0, model: str | None = None) -> bool:
+        """Whether this window keeps the account out at `now` (for `model`, when given): limited (or used
+        up to `skip_at_percent`) and not yet reset. A limited window without a reset time blocks until a
+        newer reading replaces it. A window scoped to some models (`7d_opus`) keeps only those out; one
+        that never stops a request (Copilot's premium requests: Copilot falls back to its base models
+        itself) keeps nothing out."""
+        scope = window_scope(self.name)
+        if scope == NEVER_BLOCKS:
+            return False
+        if scope is not None and model is not None and scope not in model.lower():
+            return False
         if self.resets_at is not None and self.resets_at <= now:
             return False
         if self.limited:
@@ -60,9 +87,9 @@ class AccountQuota:
     windows: tuple[LiveWindow, ...] = ()
     updated_at: float = 0.0
 
-    def blocking(self, now: float, skip_at_percent: float = 100.0) -> LiveWindow | None:
-        """The window keeping the account out at `now` (the one resetting last), or None."""
-        blocked = [w for w in self.windows if w.blocks(now, skip_at_percent)]
+    def blocking(self, now: float, skip_at_percent: float = 100.0, model: str | None = None) -> LiveWindow | None:
+        """The window keeping the account out at `now` (for `model`: the one resetting last), or None."""
+        blocked = [w for w in self.windows if w.blocks(now, skip_at_percent, model)]
         if not blocked:
             return None
         return max(blocked, key=lambda w: w.resets_at if w.resets_at is not None else float("inf"))

@@ -308,7 +308,11 @@ class Router:
                 continue
             if (route.provider_id, route.upstream_model, cid) in run.seen:
                 continue
-            blocked = self._state.quota_block(conn, now, run.settings.quota_skip_percent) if conn else None
+            blocked = (
+                self._state.quota_block(conn, now, run.settings.quota_skip_percent, route.upstream_model)
+                if conn is not None
+                else None
+            )
             if blocked is not None:
                 window, until = blocked
                 wait = until - now if until is not None else None

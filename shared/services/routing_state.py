@@ -376,13 +376,14 @@ class RoutingState:
     # ----- quota windows ---------------------------------------------------------------------------------
 
     def quota_block(
-        self, conn: Connection, now: float, skip_at_percent: float = 100.0
+        self, conn: Connection, now: float, skip_at_percent: float = 100.0, model: str | None = None
     ) -> tuple[LiveWindow, float | None] | None:
-        """The window keeping `conn` out at `now` and when it frees up (None: unknown), or None. Live
-        windows (the provider's word) and the connection's configured windows (our counts) both count."""
+        """The window keeping `conn` out at `now` (for `model`) and when it frees up (None: unknown), or
+        None. Live windows (the provider's word) and the connection's configured windows (our counts)
+        both count."""
         view = self._view
         live = view.quotas.get(conn.id)
-        blocking = live.blocking(now, skip_at_percent) if live is not None else None
+        blocking = live.blocking(now, skip_at_percent, model) if live is not None else None
         if blocking is not None:
             return blocking, blocking.resets_at
         for rule in conn.quotas:

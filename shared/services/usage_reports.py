@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from shared.domain.budgets import current_periods
 from shared.domain.config import ConfigSnapshot
-from shared.domain.quota import LiveWindow, counted_window
+from shared.domain.quota import NEVER_BLOCKS, LiveWindow, counted_window, window_scope
 from shared.domain.routing import RoutingView
 from shared.domain.usage import UsageEvent, UsageTotals, merge, summarise
 from shared.errors import InvalidRequest
@@ -74,7 +74,8 @@ def window_view(w: LiveWindow, now: float, label: str | None = None) -> dict[str
         "unit": w.unit,
         "resetsAt": _iso(w.resets_at),
         "resetsInSeconds": round(max(w.resets_at - now, 0.0), 1) if w.resets_at is not None else None,
-        "limited": w.blocks(now) if w.limited else False,
+        "limited": w.limited and (w.resets_at is None or w.resets_at > now),
+        "scope": _scope_view(window_scope(w.name)),
         "label": label,
     }
     return view
@@ -256,7 +257,9 @@ class UsageReports:
             windows += [window_view(w, now, r.spec.label) for w, r in zip(counted, conn.quotas, strict=True)]
             if not windows:
                 continue
-            blocking = [w for w in (*(live.windows if live else ()), *counted) if w.blocks(now, skip_at_percent)]
+            # the whole account is blocked by account-wide windows only (a model-scoped one names no model "")
+            every = (*(live.windows if live else ()), *counted)
+            blocking = [w for w in every if w.blocks(now, skip_at_percent, model="")]
             until = max((w.resets_at or 0.0 for w in blocking), default=None) if blocking else None
             accounts.append(
                 {
@@ -322,6 +325,12 @@ class UsageReports:
                 return {"items": items, "nextCursor": f"{day.isoformat()}|{more}"}
             day, before = day - timedelta(days=1), None
         return {"items": items, "nextCursor": None}
+
+
+def _scope_view(scope: str | None) -> str:
+    if scope is None:
+        return "account"
+    return "informational" if scope == NEVER_BLOCKS else f"models:{scope}"
 
 
 def _dimension(name: str, t: UsageTotals, day: date) -> str:
