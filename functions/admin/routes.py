@@ -161,6 +161,13 @@ async def health(svc: ServicesDep) -> dict[str, Any]:
         "apiKeys": len(snapshot.api_keys),
         "models": len(list_models(snapshot)),
         **await svc.health.report(snapshot),
+        # this process's accounting: events queued, written, and write failures (retried)
+        "accounting": {
+            "recorded": svc.accounting.recorded,
+            "written": svc.accounting.written,
+            "pending": svc.accounting.pending,
+            "writeErrors": svc.accounting.write_errors,
+        },
     }
     if call_counter.installed():
         report["storeCalls"] = call_counter.counts()
