@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import json
 import re
 from collections.abc import Iterator
@@ -28,128 +27,142 @@ def iso(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-NOW = datetime.now(UTC).replace(microsecond=0)
-# Thirty seconds past the hour, so that the countdown reads "1 h 0 min" however long the test takes.
-BLOCKED_UNTIL = NOW + timedelta(hours=1, seconds=30)
-QUOTA: dict[str, Any] = {
-    "accounts": [
-        {
-            "connectionId": "c1",
-            "provider": "claude",
-            "name": "work max",
-            "blocked": True,
-            "blockedUntil": iso(BLOCKED_UNTIL),
-            "updatedAt": iso(NOW - timedelta(minutes=10)),
-            "windows": [
-                {
-                    "name": "5h",
-                    "source": "headers",
-                    "usedPercent": 100.0,
-                    "used": None,
-                    "limit": None,
-                    "remaining": None,
-                    "unit": None,
-                    "resetsAt": iso(BLOCKED_UNTIL),
-                    "resetsInSeconds": 3630.0,
-                    "limited": True,
-                },
-                {
-                    "name": "daily",
-                    "source": "counter",
-                    "usedPercent": 42.0,
-                    "used": 420000,
-                    "limit": 1000000,
-                    "remaining": 580000,
-                    "unit": "tokens",
-                    "resetsAt": iso(NOW + timedelta(hours=2, minutes=13)),
-                    "resetsInSeconds": 7980.0,
-                    "limited": False,
-                    "label": "daily at 10:00 Europe/Copenhagen",
-                },
-            ],
-        },
-        {
-            "connectionId": "c2",
-            "provider": "codex",
-            "name": "personal",
-            "blocked": False,
-            "blockedUntil": None,
-            "updatedAt": iso(NOW),
-            "windows": [
-                {
-                    "name": "7d",
-                    "source": "poll",
-                    "usedPercent": 75.0,
-                    "used": None,
-                    "limit": None,
-                    "remaining": None,
-                    "unit": None,
-                    "resetsAt": iso(NOW - timedelta(minutes=1)),
-                    "resetsInSeconds": -60.0,
-                    "limited": False,
-                },
-                {
-                    "name": "monthly",
-                    "source": "counter",
-                    "usedPercent": None,
-                    "used": 150,
-                    "limit": 200,
-                    "remaining": 50,
-                    "unit": "requests",
-                    "resetsAt": iso(NOW + timedelta(days=3, hours=4, minutes=5)),
-                    "limited": False,
-                },
-            ],
-        },
-    ]
-}
+def blocked_until_for(now: datetime) -> datetime:
+    # Thirty seconds past the hour, so that the countdown reads "1 h 0 min" however long the command takes.
+    return now + timedelta(hours=1, seconds=30)
 
 
-def period(name: str, limit: float, spent: float, status: str, resets_in: float) -> dict[str, Any]:
+def quota_answer(now: datetime) -> dict[str, Any]:
+    """GET /api/usage/quota as the gateway answers at `now` (each test builds its own, from its own clock:
+    the command counts down against the clock when it runs, not when the module was imported)."""
+    blocked_until = blocked_until_for(now)
+    return {
+        "accounts": [
+            {
+                "connectionId": "c1",
+                "provider": "claude",
+                "name": "work max",
+                "blocked": True,
+                "blockedUntil": iso(blocked_until),
+                "updatedAt": iso(now - timedelta(minutes=10)),
+                "windows": [
+                    {
+                        "name": "5h",
+                        "source": "headers",
+                        "usedPercent": 100.0,
+                        "used": None,
+                        "limit": None,
+                        "remaining": None,
+                        "unit": None,
+                        "resetsAt": iso(blocked_until),
+                        "resetsInSeconds": 3630.0,
+                        "limited": True,
+                    },
+                    {
+                        "name": "daily",
+                        "source": "counter",
+                        "usedPercent": 42.0,
+                        "used": 420000,
+                        "limit": 1000000,
+                        "remaining": 580000,
+                        "unit": "tokens",
+                        "resetsAt": iso(now + timedelta(hours=2, minutes=13)),
+                        "resetsInSeconds": 7980.0,
+                        "limited": False,
+                        "label": "daily at 10:00 Europe/Copenhagen",
+                    },
+                ],
+            },
+            {
+                "connectionId": "c2",
+                "provider": "codex",
+                "name": "personal",
+                "blocked": False,
+                "blockedUntil": None,
+                "updatedAt": iso(now),
+                "windows": [
+                    {
+                        "name": "7d",
+                        "source": "poll",
+                        "usedPercent": 75.0,
+                        "used": None,
+                        "limit": None,
+                        "remaining": None,
+                        "unit": None,
+                        "resetsAt": iso(now - timedelta(minutes=1)),
+                        "resetsInSeconds": -60.0,
+                        "limited": False,
+                    },
+                    {
+                        "name": "monthly",
+                        "source": "counter",
+                        "usedPercent": None,
+                        "used": 150,
+                        "limit": 200,
+                        "remaining": 50,
+                        "unit": "requests",
+                        "resetsAt": iso(now + timedelta(days=3, hours=4, minutes=5)),
+                        "limited": False,
+                    },
+                ],
+            },
+        ]
+    }
+
+
+def period(now: datetime, name: str, limit: float, spent: float, status: str, resets_in: float) -> dict[str, Any]:
     return {
         "period": name,
         "limitUsd": limit,
         "spentUsd": spent,
         "remainingUsd": max(limit - spent, 0.0),
         "status": status,
-        "periodStart": iso(NOW - timedelta(hours=20)),
-        "resetsAt": iso(NOW + timedelta(seconds=resets_in)),
+        "periodStart": iso(now - timedelta(hours=20)),
+        "resetsAt": iso(now + timedelta(seconds=resets_in)),
         "resetsInSeconds": resets_in,
     }
 
 
-BUDGETS: dict[str, Any] = {
-    "budgets": [
-        {
-            "keyId": "key_1",
-            "keyName": "laptop",
-            "warningThreshold": 0.8,
-            "timezone": "UTC",
-            "resetTime": "00:00",
-            "periods": [
-                period("daily", 5.0, 4.2, "warning", 3 * 3600 + 30),
-                period("monthly", 100.0, 12.5, "ok", 9 * 86400 + 3600),
-            ],
-        },
-        {
-            "keyId": "key_2",
-            "keyName": "ci",
-            "warningThreshold": 0.8,
-            "timezone": "UTC",
-            "resetTime": "00:00",
-            "periods": [period("weekly", 1.0, 1.25, "exceeded", 45.0)],
-        },
-    ]
-}
+def budgets_answer(now: datetime) -> dict[str, Any]:
+    """GET /api/budgets as the gateway answers at `now`."""
+    return {
+        "budgets": [
+            {
+                "keyId": "key_1",
+                "keyName": "laptop",
+                "warningThreshold": 0.8,
+                "timezone": "UTC",
+                "resetTime": "00:00",
+                "periods": [
+                    period(now, "daily", 5.0, 4.2, "warning", 3 * 3600 + 30),
+                    period(now, "monthly", 100.0, 12.5, "ok", 9 * 86400 + 3600),
+                ],
+            },
+            {
+                "keyId": "key_2",
+                "keyName": "ci",
+                "warningThreshold": 0.8,
+                "timezone": "UTC",
+                "resetTime": "00:00",
+                "periods": [period(now, "weekly", 1.0, 1.25, "exceeded", 45.0)],
+            },
+        ]
+    }
 
 
 @dataclass
 class AdminState:
-    quota: dict[str, Any] = field(default_factory=lambda: copy.deepcopy(QUOTA))
-    budgets: dict[str, Any] = field(default_factory=lambda: copy.deepcopy(BUDGETS))
+    now: datetime = field(default_factory=lambda: datetime.now(UTC).replace(microsecond=0))
+    quota: dict[str, Any] = field(default_factory=dict)
+    budgets: dict[str, Any] = field(default_factory=dict)
     budgets_status: int = 200
     paths: list[str] = field(default_factory=list)
     tokens: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        """The answers as of this test's own `now` (set just before it runs the command)."""
+        self.quota = self.quota or quota_answer(self.now)
+        self.budgets = self.budgets or budgets_answer(self.now)
 
 
 def _refused(request: Request) -> JSONResponse | None:
@@ -230,7 +243,7 @@ def row_of(output: str, first: str) -> list[str]:
 def test_a_blocked_account_says_until_when(server: ServerThread[Starlette], admin: AdminState) -> None:
     result = invoke("--url", server.base_url, "--token", TOKEN)
     assert result.exit_code == 0, result.output
-    local = BLOCKED_UNTIL.astimezone().strftime("%Y-%m-%d %H:%M %Z")
+    local = blocked_until_for(admin.now).astimezone().strftime("%Y-%m-%d %H:%M %Z")
     assert f"claude · work max (c1)  BLOCKED until {local} (in 1 h 0 min)" in result.stdout
     assert "codex · personal (c2)" in result.stdout
     assert "BLOCKED" not in next(line for line in result.stdout.splitlines() if "codex" in line)
@@ -363,7 +376,7 @@ def test_dollars_keep_small_amounts_visible(value: float, shown: str) -> None:
 def test_json_prints_both_answers_as_received(server: ServerThread[Starlette], admin: AdminState) -> None:
     result = invoke("--url", server.base_url, "--token", TOKEN, "--json")
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout) == {"quota": QUOTA, "budgets": BUDGETS}
+    assert json.loads(result.stdout) == {"quota": quota_answer(admin.now), "budgets": budgets_answer(admin.now)}
 
 
 def test_wrong_token_exits_2_saying_so(server: ServerThread[Starlette], admin: AdminState) -> None:

@@ -168,10 +168,27 @@ def test_scheduled_handlers_run_from_scheduler_events(
     }
     assert refresh[1]["error"] == "BadEvent"  # an event meant for another job is refused, not run
 
-    # Two usage items in the hour that closed before 02:05 (the rollup's window), one outside it.
-    dynamodb = cloud.client("dynamodb")
-    for pk, sk in (("USAGE#H#2026-11-22T01", "a"), ("USAGE#H#2026-11-22T01", "b"), ("USAGE#H#2026-11-22T02", "c")):
-        dynamodb.put_item(TableName=cloud.tables["UsageTable"], Item={"pk": {"S": pk}, "sk": {"S": sk}})
+    # Two requests in the hour that closed before 02:05, one after it (written as the gateway writes them).
+    from datetime import UTC, datetime
+
+    from shared.adapters.dynamo.usage_store import DynamoUsageStore
+    from shared.domain.usage import Usage, UsageEvent
+
+    usage = DynamoUsageStore(cloud.tables["UsageTable"], "us-east-1", cloud.endpoint)
+
+    def request(rid: str, at: str) -> UsageEvent:
+        return UsageEvent(
+            request_id=rid, at=datetime.fromisoformat(at).timestamp(), provider="openai", model="openai/gpt-4o",
+            requested="gpt-4o", connection_id="c1", key_id="k1", combo=None, client="openai", stream=False,
+            status=200, usage=Usage(input=100, output=20), estimated=False, cost=0.001, latency_ms=300.0,
+            ttft_ms=120.0,
+        )  # fmt: skip
+
+    usage.put_events(
+        [request("a", "2026-11-22T01:10:00+00:00"), request("b", "2026-11-22T01:59:59+00:00"),
+         request("c", "2026-11-22T02:00:01+00:00")],
+        datetime(2026, 12, 22, tzinfo=UTC).timestamp(),
+    )  # fmt: skip
     rollup_input = {**recorded, "job": "usage-rollup", "scheduledTime": "2026-11-22T02:05:00Z"}
     rollup, output = invoke(
         host_artifacts["UsageRollupFunction"],
@@ -181,8 +198,21 @@ def test_scheduled_handlers_run_from_scheduler_events(
         [rollup_input, default_notification, {}],
         tmp_path,
     )
-    assert rollup[0]["ok"]["hour"] == "2026-11-22T01" and rollup[0]["ok"]["items"] == 2
-    assert rollup[1]["ok"]["hour"] == "2026-11-22T01" and rollup[1]["ok"]["items"] == 2  # Scheduler's default form
-    assert "hour" in rollup[2]["ok"]  # a manual invoke with {} runs for the current time
+    closed = {"2026-11-22T00": 0, "2026-11-22T01": 2}  # the two hours that closed before 02:05
+    # The day has not closed yet: no day or month rollup.
+    assert rollup[0]["ok"] == {
+        "job": "usage-rollup", "scheduledTime": "2026-11-22T02:05:00+00:00", "hours": closed, "days": [],
+        "months": [],
+    }  # fmt: skip
+    assert rollup[1]["ok"]["hours"] == closed  # Scheduler's default form, same time
+    assert "hours" in rollup[2]["ok"] and "error" not in rollup[2]  # a manual invoke with {} runs for the current time
     emf = [json.loads(line) for line in output.splitlines() if line.startswith('{"_aws"')]
     assert [m["HourItems"] for m in emf[:2]] == [[2.0], [2.0]]
+    assert [m["DaysRolled"] for m in emf[:2]] == [[0.0], [0.0]]
+    # The rollups are stored: both hours marked rolled up, 01 with its two requests (not 02's) in one group.
+    hours = usage.hour_rollups("2026-11-22")
+    assert {"00", "01"} <= set(hours)
+    assert hours["00"] == []
+    (group,) = hours["01"]
+    assert (group.provider, group.model, group.connection_id, group.key_id) == ("openai", "openai/gpt-4o", "c1", "k1")
+    assert (group.requests, group.input, group.output) == (2, 200, 40)
