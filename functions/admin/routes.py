@@ -167,6 +167,7 @@ async def health(svc: ServicesDep) -> dict[str, Any]:
             "written": svc.accounting.written,
             "pending": svc.accounting.pending,
             "writeErrors": svc.accounting.write_errors,
+            "budgetCheckErrors": svc.accounting.budget_check_errors,
         },
     }
     if call_counter.installed():

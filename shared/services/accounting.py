@@ -103,6 +103,7 @@ class Accountant:
         self.recorded = 0
         self.written = 0
         self.write_errors = 0
+        self.budget_check_errors = 0
 
     @property
     def pending(self) -> int:
@@ -119,7 +120,14 @@ class Accountant:
         periods = current_periods(key.budget, now)
         ids = [p.id for p in periods]
         if self._spend is not None:
-            spent = await anyio.to_thread.run_sync(self._spend.spend, key.id, ids)
+            try:
+                spent = await anyio.to_thread.run_sync(self._spend.spend, key.id, ids)
+            except Exception:
+                # A store that cannot answer does not stop the owner's tools (the spend is still added
+                # once it answers again); the failure is counted and logged.
+                self.budget_check_errors += 1
+                log.warning("budget check of key %s failed; letting the request through", key.id, exc_info=True)
+                return None
         else:
             spent = {i: self._local_spend.get((key.id, i), 0.0) for i in ids}
         periods = current_periods(key.budget, now, spent)
