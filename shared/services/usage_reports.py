@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from shared.domain.budgets import current_periods
@@ -22,6 +22,8 @@ from shared.domain.routing import RoutingView
 from shared.domain.usage import UsageEvent, UsageTotals, merge, summarise
 from shared.errors import InvalidRequest
 from shared.ports import SpendStore, UsageStore
+
+T = TypeVar("T")
 
 MAX_DAYS = 92
 MAX_PAGE = 200
@@ -115,23 +117,33 @@ class UsageReports:
     def history(self, limit: int, cursor: str | None, *, days_back: int = 31) -> dict[str, Any]:
         """Requests newest first. The cursor is `<day>|<position>`; pages walk back day by day."""
         store = self._store()
+        items, next_cursor = self._newest_first(store.recent_events, limit, cursor, days_back)
+        return {"items": [event_view(e) for e in items], "nextCursor": next_cursor}
+
+    def _newest_first(
+        self,
+        page: Callable[[str, int, str | None], tuple[list[T], str | None]],
+        limit: int,
+        cursor: str | None,
+        days_back: int,
+    ) -> tuple[list[T], str | None]:
+        """Up to `limit` items of day partitions, newest first, walking back at most `days_back` days from
+        today (UTC); a cursor `<day>|<position>` resumes where the previous page ended."""
         limit = max(1, min(limit, MAX_PAGE))
         today = datetime.fromtimestamp(self._clock(), UTC).date()
         day, before = today, None
         if cursor:
-            day_text, _, before = cursor.partition("|")
-            day = _day(day_text, "cursor")
-            before = before or None
-        items: list[UsageEvent] = []
+            day_text, _, position = cursor.partition("|")
+            day, before = _day(day_text, "cursor"), position or None
+        items: list[T] = []
         oldest = today - timedelta(days=days_back)
         while len(items) < limit and day >= oldest:
-            found, more = store.recent_events(day.isoformat(), limit - len(items), before)
+            found, more = page(day.isoformat(), limit - len(items), before)
             items.extend(found)
             if more is not None:
-                return {"items": [event_view(e) for e in items], "nextCursor": f"{day.isoformat()}|{more}"}
+                return items, f"{day.isoformat()}|{more}"
             day, before = day - timedelta(days=1), None
-        next_cursor = f"{day.isoformat()}|" if len(items) >= limit and day >= oldest else None
-        return {"items": [event_view(e) for e in items], "nextCursor": next_cursor}
+        return items, (f"{day.isoformat()}|" if len(items) >= limit and day >= oldest else None)
 
     # ----- analytics ------------------------------------------------------------------------------
 
@@ -309,22 +321,8 @@ class UsageReports:
     # ----- request logs -----------------------------------------------------------------------------
 
     def logs(self, limit: int, cursor: str | None, *, days_back: int = 7) -> dict[str, Any]:
-        store = self._store()
-        limit = max(1, min(limit, MAX_PAGE))
-        today = datetime.fromtimestamp(self._clock(), UTC).date()
-        day, before = today, None
-        if cursor:
-            day_text, _, before = cursor.partition("|")
-            day = _day(day_text, "cursor")
-            before = before or None
-        items: list[dict[str, Any]] = []
-        while len(items) < limit and day >= today - timedelta(days=days_back):
-            found, more = store.logs(day.isoformat(), limit - len(items), before)
-            items.extend(found)
-            if more is not None:
-                return {"items": items, "nextCursor": f"{day.isoformat()}|{more}"}
-            day, before = day - timedelta(days=1), None
-        return {"items": items, "nextCursor": None}
+        items, next_cursor = self._newest_first(self._store().logs, limit, cursor, days_back)
+        return {"items": items, "nextCursor": next_cursor}
 
 
 def _scope_view(scope: str | None) -> str:

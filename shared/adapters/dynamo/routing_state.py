@@ -26,7 +26,7 @@ import math
 import re
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, cast
 
 import botocore.config
@@ -97,6 +97,55 @@ def _is(exc: ClientError, code: str) -> bool:
     return bool(exc.response.get("Error", {}).get("Code") == code)
 
 
+def client_factory(
+    region: str, endpoint_url: str | None, *, attempts: int = 3, read_timeout: float = 5, pool: int = 50
+) -> Callable[[], Any]:
+    """What builds a botocore DynamoDB client for these stores (called once, at the first call)."""
+
+    def make_client() -> Any:
+        config = botocore.config.Config(
+            retries={"max_attempts": attempts, "mode": "standard"},
+            connect_timeout=2,
+            read_timeout=read_timeout,
+            tcp_keepalive=True,
+            max_pool_connections=pool,
+        )
+        return botocore.session.get_session().create_client(
+            "dynamodb", region_name=region, endpoint_url=endpoint_url, config=config
+        )
+
+    return make_client
+
+
+class LazyClient:
+    """A botocore client built at the first call, not at start-up (loading botocore's DynamoDB model costs
+    tens of milliseconds a Lambda cold start would otherwise pay before its first answer), and `lock` held
+    around every call when given (moto's in-process backend is not atomic across threads, DESIGN §7)."""
+
+    def __init__(self, client: Any, make_client: Callable[[], Any] | None, lock: threading.Lock | None) -> None:
+        self._client = client
+        self._make_client = make_client
+        self._client_lock = threading.Lock()
+        self._lock = lock
+
+    def _ensure(self) -> Any:
+        if self._client is None:
+            with self._client_lock:
+                if self._client is None:
+                    assert self._make_client is not None
+                    self._client = self._make_client()
+        return self._client
+
+    def call(self, operation: str, **kwargs: Any) -> dict[str, Any]:
+        method = getattr(self._ensure(), operation)
+        if self._lock is None:
+            result: dict[str, Any] = method(**kwargs)
+            return result
+        with self._lock:
+            result = method(**kwargs)
+            return result
+
+
 class StateItems:
     """Single items of the State table, Python values in and out (`routing_limits.Items`).
 
@@ -107,29 +156,11 @@ class StateItems:
     """
 
     def __init__(self, client: Any, table: str, lock: threading.Lock | None, make_client: Any = None) -> None:
-        self._client = client
-        self._make_client = make_client
-        self._client_lock = threading.Lock()
+        self._client = LazyClient(client, make_client, lock)
         self._table = table
-        self._lock = lock
-
-    def _ensure_client(self) -> Any:
-        # Built at the first call, not at start-up: loading botocore's DynamoDB model costs tens of
-        # milliseconds a Lambda cold start would otherwise pay before its first answer.
-        if self._client is None:
-            with self._client_lock:
-                if self._client is None:
-                    self._client = self._make_client()
-        return self._client
 
     def _call(self, operation: str, **kwargs: Any) -> dict[str, Any]:
-        method = getattr(self._ensure_client(), operation)
-        if self._lock is None:
-            result: dict[str, Any] = method(TableName=self._table, **kwargs)
-            return result
-        with self._lock:
-            result = method(TableName=self._table, **kwargs)
-            return result
+        return self._client.call(operation, TableName=self._table, **kwargs)
 
     @staticmethod
     def _with_expressions(
@@ -306,20 +337,7 @@ class DynamoRoutingStore:
         lock: threading.Lock | None = None,
         client: Any = None,
     ) -> None:
-
-        def make_client() -> Any:
-            config = botocore.config.Config(
-                retries={"max_attempts": 3, "mode": "standard"},
-                connect_timeout=2,
-                read_timeout=5,
-                tcp_keepalive=True,
-                max_pool_connections=50,
-            )
-            return botocore.session.get_session().create_client(
-                "dynamodb", region_name=region, endpoint_url=endpoint_url, config=config
-            )
-
-        self._items = StateItems(client, table_name, lock, make_client)
+        self._items = StateItems(client, table_name, lock, client_factory(region, endpoint_url))
 
     @property
     def items(self) -> StateItems:

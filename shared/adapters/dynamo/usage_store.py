@@ -24,11 +24,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-import botocore.config
-import botocore.session
 import orjson
 
-from shared.adapters.dynamo.routing_state import decode, encode
+from shared.adapters.dynamo.routing_state import LazyClient, client_factory, decode, encode
 from shared.domain.usage import Usage, UsageEvent, UsageTotals
 
 BATCH = 25  # BatchWriteItem's limit
@@ -128,36 +126,13 @@ class DynamoUsageStore:
         lock: threading.Lock | None = None,
     ) -> None:
         self._table = table_name
-        self._region = region
-        self._endpoint = endpoint_url
-        self._lock = lock
-        self._client: Any = None
-        self._client_lock = threading.Lock()
-
-    def _ensure_client(self) -> Any:
-        if self._client is None:  # built at first use: botocore's model costs a cold start tens of ms
-            with self._client_lock:
-                if self._client is None:
-                    config = botocore.config.Config(
-                        retries={"max_attempts": 5, "mode": "standard"},
-                        connect_timeout=2,
-                        read_timeout=10,
-                        tcp_keepalive=True,
-                        max_pool_connections=20,
-                    )
-                    self._client = botocore.session.get_session().create_client(
-                        "dynamodb", region_name=self._region, endpoint_url=self._endpoint, config=config
-                    )
-        return self._client
+        # events go out in batches: a longer read timeout and more retries than the routing state's calls
+        self._client = LazyClient(
+            None, client_factory(region, endpoint_url, attempts=5, read_timeout=10, pool=20), lock
+        )
 
     def _call(self, operation: str, **kwargs: Any) -> dict[str, Any]:
-        method = getattr(self._ensure_client(), operation)
-        if self._lock is None:
-            result: dict[str, Any] = method(**kwargs)
-            return result
-        with self._lock:
-            result = method(**kwargs)
-            return result
+        return self._client.call(operation, **kwargs)
 
     def _write(self, requests: list[dict[str, Any]]) -> None:
         """BatchWriteItem in chunks of 25, resending what DynamoDB hands back unprocessed (with backoff)."""
