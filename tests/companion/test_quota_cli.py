@@ -14,10 +14,10 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
-from typer.testing import CliRunner, Result
+from typer.testing import Result
 
-from companion.cli import app
 from companion.quota import compact, countdown, usage_bar, usd
+from tests.companion.cli_runner import run_command
 from tests.fakes.server import ServerThread, free_port
 
 TOKEN = "omni-admin-test-token-never-printed"
@@ -208,17 +208,7 @@ def admin(server: ServerThread[Starlette]) -> AdminState:
 
 def invoke(*args: str, env: dict[str, str | None] | None = None) -> Result:
     """Run `omniroute quota`, isolated from the caller's OMNIROUTE_* settings, on a wide non-terminal."""
-    base: dict[str, str | None] = {
-        "OMNIROUTE_URL": None,
-        "OMNIROUTE_ADMIN_TOKEN": None,
-        "OMNIROUTE_DATA_DIR": None,
-        "COLUMNS": "120",
-        "FORCE_COLOR": None,
-        "NO_COLOR": None,
-    }
-    result = CliRunner().invoke(app, ["quota", *args], env=base | (env or {}))
-    assert TOKEN not in result.output  # whatever happens, the token is never printed
-    return result
+    return run_command("quota", args, TOKEN, env)
 
 
 def rows(output: str) -> list[list[str]]:

@@ -16,12 +16,12 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
-from typer.testing import CliRunner, Result
+from typer.testing import Result
 
 from companion.charts import PALETTE
-from companion.cli import app
 from companion.local import ADMIN_TOKEN_FILE
 from companion.usage import GroupBy, UsageReport
+from tests.companion.cli_runner import run_command
 from tests.companion.test_charts import decode_png, rgb
 from tests.fakes.server import ServerThread, free_port
 
@@ -172,17 +172,7 @@ def admin(server: ServerThread[Starlette]) -> AdminState:
 
 def invoke(*args: str, env: dict[str, str | None] | None = None) -> Result:
     """Run `omniroute usage`, isolated from the caller's OMNIROUTE_* settings, on a wide non-terminal."""
-    base: dict[str, str | None] = {
-        "OMNIROUTE_URL": None,
-        "OMNIROUTE_ADMIN_TOKEN": None,
-        "OMNIROUTE_DATA_DIR": None,
-        "COLUMNS": "120",
-        "FORCE_COLOR": None,
-        "NO_COLOR": None,
-    }
-    result = CliRunner().invoke(app, ["usage", *args], env=base | (env or {}))
-    assert TOKEN not in result.output  # whatever happens, the token is never printed
-    return result
+    return run_command("usage", args, TOKEN, env)
 
 
 def week(server: ServerThread[Starlette], *args: str, env: dict[str, str | None] | None = None) -> Result:
