@@ -10,7 +10,6 @@ most one in-flight request per instance; and spending never stops before the lim
 from __future__ import annotations
 
 import asyncio
-import multiprocessing
 import time
 from typing import Any
 
@@ -20,9 +19,9 @@ from shared.adapters.dynamo.routing_state import DynamoRoutingStore
 from shared.adapters.dynamo.spend import DynamoSpendStore
 from shared.adapters.dynamo.usage_store import DynamoUsageStore, day_of
 from shared.domain.budgets import current_periods, parse_budget
+from tests.shared.services.processes import run_together
 
 REGION = "us-east-1"
-SPAWN = multiprocessing.get_context("spawn")
 WORKERS = 4
 LIMIT = 2.0  # USD a day
 COST = 0.0625  # USD a request: exact in binary, so sums are exact and `>= LIMIT` means what it says
@@ -97,19 +96,7 @@ def test_a_budget_holds_across_instances_and_overshoots_by_at_most_one_request_e
 ) -> None:
     now = time.time()
     job = {"limit": LIMIT, "cost": COST, "clock": now, "upstream_seconds": 0.005, "max_requests": 200}
-    ready, results = SPAWN.Barrier(WORKERS + 1), SPAWN.Queue()
-    procs = [
-        SPAWN.Process(target=_worker, args=(moto_endpoint, state_table, usage_table, job, ready, results), daemon=True)
-        for _ in range(WORKERS)
-    ]
-    for proc in procs:
-        proc.start()
-    ready.wait(timeout=60)
-    reports = [results.get(timeout=120) for _ in procs]
-    for proc in procs:
-        proc.join(30)
-        if proc.is_alive():
-            proc.kill()
+    reports = run_together(_worker, (moto_endpoint, state_table, usage_table, job), WORKERS)
 
     assert all(not r["errors"] for r in reports), reports
     # Every instance was eventually refused, for the budget (none ran out of attempts instead).

@@ -11,7 +11,6 @@ State table on moto's server and two fake upstreams on loopback.
 from __future__ import annotations
 
 import asyncio
-import multiprocessing
 import time
 import uuid
 from collections import Counter
@@ -24,9 +23,9 @@ from shared.adapters.dynamo.routing_state import DynamoRoutingStore
 from shared.domain.routing import BreakerPhase
 from tests.fakes.openai_upstream import create_app
 from tests.fakes.server import ServerThread, fake_states, serving
+from tests.shared.services.processes import run_together
 
 REGION = "us-east-1"
-SPAWN = multiprocessing.get_context("spawn")
 INSTANCES = 4
 
 
@@ -112,21 +111,8 @@ def _instance(endpoint: str, table: str, urls: dict[str, str], job: dict[str, An
 
 
 def run_instances(moto_endpoint: str, table: str, upstreams: dict[str, ServerThread], job: dict[str, Any]) -> list[Any]:
-    ready, results = SPAWN.Barrier(INSTANCES + 1), SPAWN.Queue()
     urls = {name: server.base_url for name, server in upstreams.items()}
-    procs = [
-        SPAWN.Process(target=_instance, args=(moto_endpoint, table, urls, job, ready, results), daemon=True)
-        for _ in range(INSTANCES)
-    ]
-    for proc in procs:
-        proc.start()
-    ready.wait(timeout=60)
-    reports = [results.get(timeout=120) for _ in procs]
-    for proc in procs:
-        proc.join(30)
-        if proc.is_alive():
-            proc.kill()
-    return reports
+    return run_together(_instance, (moto_endpoint, table, urls, job), INSTANCES)
 
 
 def breaker(moto_endpoint: str, table: str, provider: str) -> Any:
