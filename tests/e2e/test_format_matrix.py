@@ -12,13 +12,11 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-import anthropic
-import openai
 import pytest
-from google import genai
 from google.genai import types as genai_types
 
 from tests.e2e.harness import Gateway
+from tests.e2e.sdk_clients import SdkClient
 from tests.fakes.anthropic_upstream import create_app as create_anthropic
 from tests.fakes.gemini_upstream import create_app as create_gemini
 from tests.fakes.openai_upstream import create_app as create_openai
@@ -69,44 +67,8 @@ def matrix_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway
             server.__exit__(None, None, None)
 
 
-class Client:
+class Client(SdkClient):
     """One client SDK's way of doing the four things each cell checks."""
-
-    def __init__(self, kind: str, gateway: Gateway) -> None:
-        self.kind = kind
-        if kind in ("openai", "responses"):
-            self.sdk: Any = openai.OpenAI(base_url=gateway.v1, api_key="placeholder", max_retries=0)
-        elif kind == "anthropic":
-            self.sdk = anthropic.Anthropic(base_url=gateway.base_url, api_key="placeholder", max_retries=0)
-        else:
-            options = genai_types.HttpOptions(base_url=gateway.base_url, api_version="v1beta")
-            self.sdk = genai.Client(api_key="placeholder", http_options=options)
-
-    def text(self, model: str, prompt: str) -> str:
-        if self.kind == "responses":
-            return str(self.sdk.responses.create(model=model, input=prompt).output_text)
-        if self.kind == "openai":
-            r = self.sdk.chat.completions.create(model=model, messages=[{"role": "user", "content": prompt}])
-            return str(r.choices[0].message.content)
-        if self.kind == "anthropic":
-            m = self.sdk.messages.create(model=model, max_tokens=256, messages=[{"role": "user", "content": prompt}])
-            return "".join(b.text for b in m.content if b.type == "text")
-        return str(self.sdk.models.generate_content(model=model, contents=prompt).text)
-
-    def stream_text(self, model: str, prompt: str) -> str:
-        if self.kind == "responses":
-            with self.sdk.responses.stream(model=model, input=prompt) as s:
-                return str(s.get_final_response().output_text)
-        if self.kind == "openai":
-            with self.sdk.chat.completions.stream(model=model, messages=[{"role": "user", "content": prompt}]) as s:
-                return str(s.get_final_completion().choices[0].message.content)
-        if self.kind == "anthropic":
-            with self.sdk.messages.stream(
-                model=model, max_tokens=256, messages=[{"role": "user", "content": prompt}]
-            ) as s:
-                return "".join(s.text_stream)
-        chunks = self.sdk.models.generate_content_stream(model=model, contents=prompt)
-        return "".join(c.text or "" for c in chunks)
 
     def stream_tool_call(self, model: str) -> tuple[str, dict[str, Any], str]:
         """(name, arguments, call id) of the tool call the model made, assembled by the SDK."""

@@ -21,10 +21,9 @@ import anthropic
 import httpx
 import openai
 import pytest
-from google import genai
-from google.genai import types as genai_types
 
 from tests.e2e.harness import Gateway
+from tests.e2e.sdk_clients import SdkClient
 from tests.fakes.anthropic_upstream import create_app as create_anthropic
 from tests.fakes.gemini_upstream import create_app as create_gemini
 from tests.fakes.openai_upstream import create_app as create_openai
@@ -230,52 +229,6 @@ def upstream_usage(upstream: str, fake: ServerThread, recorded: dict[str, Any]) 
     }
 
 
-class Client:
-    """One SDK: a plain and a streamed answer (the text), with an optional API key."""
-
-    def __init__(self, kind: str, gw: Gateway, key: str = PLACEHOLDER) -> None:
-        self.kind = kind
-        if kind in ("openai", "responses"):
-            self.sdk: Any = openai.OpenAI(base_url=gw.v1, api_key=key, max_retries=0)
-        elif kind == "anthropic":
-            self.sdk = anthropic.Anthropic(base_url=gw.base_url, api_key=key, max_retries=0)
-        else:
-            options = genai_types.HttpOptions(base_url=gw.base_url, api_version="v1beta")
-            self.sdk = genai.Client(api_key=key, http_options=options)
-
-    def close(self) -> None:
-        self.sdk.close()
-
-    def text(self, model: str, prompt: str, **extra: Any) -> str:
-        if self.kind == "responses":
-            return str(self.sdk.responses.create(model=model, input=prompt, **extra).output_text)
-        if self.kind == "openai":
-            r = self.sdk.chat.completions.create(model=model, messages=[{"role": "user", "content": prompt}])
-            return str(r.choices[0].message.content)
-        if self.kind == "anthropic":
-            m = self.sdk.messages.create(model=model, max_tokens=256, messages=[{"role": "user", "content": prompt}])
-            return "".join(b.text for b in m.content if b.type == "text")
-        return str(self.sdk.models.generate_content(model=model, contents=prompt).text)
-
-    def stream_text(self, model: str, prompt: str, **extra: Any) -> str:
-        if self.kind == "responses":
-            with self.sdk.responses.stream(model=model, input=prompt, **extra) as s:
-                return str(s.get_final_response().output_text)
-        if self.kind == "openai":
-            with self.sdk.chat.completions.stream(model=model, messages=[{"role": "user", "content": prompt}]) as s:
-                return str(s.get_final_completion().choices[0].message.content)
-        if self.kind == "anthropic":
-            with self.sdk.messages.stream(
-                model=model, max_tokens=256, messages=[{"role": "user", "content": prompt}]
-            ) as s:
-                return "".join(s.text_stream)
-        chunks = self.sdk.models.generate_content_stream(model=model, contents=prompt)
-        return "".join(c.text or "" for c in chunks)
-
-
-# ----- 1. streamed and non-streamed usage agree ----------------------------------------------------------
-
-# (client format, upstream format): each upstream with its own client format and once translated
 CELLS = [
     ("openai", "openai"),
     ("anthropic", "anthropic"),
@@ -299,7 +252,7 @@ def test_streamed_and_plain_usage_match_what_the_upstream_reported(
     extra: dict[str, Any] = {"reasoning": {"effort": "low"}} if client_kind == upstream == "responses" else {}
     prompt = "count the tokens of these seven words please"
     before = seen(gw)
-    client = Client(client_kind, gw)
+    client = SdkClient(client_kind, gw)
     try:
         plain = client.text(model, prompt, **extra)
         streamed = client.stream_text(model, prompt, **extra)
@@ -356,7 +309,7 @@ def test_usage_is_estimated_when_the_upstream_reports_none(gw: Gateway, clean: d
         ]
     )
     before = seen(gw)
-    client = Client("openai", gw)
+    client = SdkClient("openai", gw)
     try:
         assert client.text("oai/gpt-4o-mini", "please answer without usage") == ANSWER
         assert client.stream_text("oai/gpt-4o-mini", "please answer without usage") == ANSWER
@@ -526,7 +479,7 @@ def test_a_configured_quota_window_skips_the_account_before_it_fails(
     assert resp.status_code == 200, resp.text
     assert resp.json()["connection"]["quotas"][0]["requests"] == 3
 
-    client = Client("openai", gw)
+    client = SdkClient("openai", gw)
     before = seen(gw)
     try:
         for _ in range(3):
