@@ -336,7 +336,7 @@ def history_table(items: list[dict[str, Any]], zone: ZoneInfo) -> Table:
         latency = _optional_number(item.get("latencyMs"))
         table.add_row(
             Text(_local_time(item.get("at"), zone)),
-            Text(f"{item.get('provider') or '?'}/{item.get('model') or item.get('requested') or '?'}"),
+            Text(str(item.get("model") or item.get("requested") or "?")),  # the public id, prefix included
             Text(str(item.get("client") or "")),
             _status_cell(item.get("status"), item.get("error")),
             Text(mark + count(_number(item.get("inputTokens")))),

@@ -87,7 +87,7 @@ HISTORY = [
         "requestId": f"req_{n}",
         "at": f"2026-11-22T10:0{n}:00Z",
         "provider": "openai",
-        "model": "gpt-4o-mini",
+        "model": "openai/gpt-4o-mini",  # the public id, as the gateway records it
         "requested": "fast",
         "connectionId": "conn_1",
         "keyId": "key_1",
