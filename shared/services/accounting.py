@@ -155,8 +155,9 @@ class Accountant:
         log_entry: Mapping[str, Any] | None = None,
         log_hours: float = 24.0,
     ) -> None:
-        """Queue one request's accounting; returns at once. The configured quota windows are counted in
-        this instance's view right away (so it stops using an account at its limit without waiting)."""
+        """Queue one request's accounting; returns at once. Once written, the counts of the account's
+        configured quota windows go into this instance's routing view (so it stops using an account at its
+        limit without waiting for the next reload)."""
         self.recorded += 1
         self._queue.append(_Pending(event, key, conn, retention_days, log_entry, log_hours))
         if self._flusher is None or self._flusher.done():
