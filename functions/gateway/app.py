@@ -27,7 +27,7 @@ from shared.formats.errors import ErrorFormat
 from shared.formats.openai_chat import parse_json_object, validate_chat_request, wants_stream
 from shared.formats.openai_responses import validate_request as validate_responses_request
 from shared.providers.spec import WireFormat
-from shared.services.accounting import build_event, request_log_entry
+from shared.services.accounting import BudgetStatus, build_event, request_log_entry
 from shared.services.auth import authenticate, guard_browser_origin, presented_key, require_api_key
 from shared.services.chat import JsonReply, Outcome, StreamReply, header_safe
 from shared.services.container import Services
@@ -195,10 +195,8 @@ async def _complete(
     request.state.provider = reply.outcome.provider
     if plan.combo is not None:
         reply.headers["x-omniroute-combo"] = header_safe(plan.combo)
-    if budget is not None and budget.warnings:
-        reply.headers["x-omniroute-budget-warning"] = ", ".join(
-            f"{p.name} {100 * p.spent / p.limit:.0f}% of ${p.limit:g}" for p in budget.warnings
-        )
+    # this key's own business: added to the answer only, never to what the shared response cache keeps
+    warning = {"x-omniroute-budget-warning": _budget_warning(budget)} if budget and budget.warnings else {}
     if isinstance(reply, JsonReply):
         account.answered(reply)
         if cache_key is not None:
@@ -208,7 +206,8 @@ async def _complete(
             reply.headers["x-omniroute-cache"] = "MISS"  # asked not to use the cache: not from it
         if scope is not None:
             await replay.finish(scope, owner, StoredReply(reply.status, reply.headers, reply.body))
-        return Response(reply.body, status_code=reply.status, media_type="application/json", headers=reply.headers)
+        headers = {**reply.headers, **warning}
+        return Response(reply.body, status_code=reply.status, media_type="application/json", headers=headers)
     progress = request.headers.get("x-omniroute-progress", "").strip().lower() == "true"
     reply = account.streaming(reply)
     chunks = reply.chunks
@@ -218,7 +217,7 @@ async def _complete(
     return RelayResponse(
         chunks,
         on_close=reply.aclose,
-        headers={**_SSE_HEADERS, **reply.headers},
+        headers={**_SSE_HEADERS, **reply.headers, **warning},
         keepalive=settings.keepalive_interval,
         progress=progress,
     )
@@ -297,6 +296,10 @@ class _Accounting:
                 self._record(reply.outcome, 200, first_byte, _attempts(reply.headers))
 
         return replace(reply, aclose=close)
+
+
+def _budget_warning(budget: BudgetStatus) -> str:
+    return ", ".join(f"{p.name} {100 * p.spent / p.limit:.0f}% of ${p.limit:g}" for p in budget.warnings)
 
 
 def _attempts(headers: Mapping[str, str]) -> int:
