@@ -1,4 +1,5 @@
-"""Local mode's composition root: embedded DynamoDB, AES-GCM key file, gateway + admin in one ASGI app."""
+"""Local mode's composition root: embedded DynamoDB, usage and budget spend in SQLite, AES-GCM key file,
+gateway + admin in one ASGI app."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from shared.adapters.dynamo.embedded import Backend, EmbeddedDynamo, LockedConfi
 from shared.adapters.dynamo.routing_state import DynamoRoutingStore
 from shared.adapters.dynamo.spend import DynamoSpendStore
 from shared.adapters.dynamo.usage_store import DynamoUsageStore
+from shared.adapters.sqlite_usage import SqliteSpendStore, SqliteUsageStore, UsageFileError
 from shared.domain.config import Kind, Record
 from shared.services.container import Services, assemble
 from shared.services.rollup import UsageRollup, roll_up_hourly
@@ -32,6 +34,7 @@ ADMIN_TOKEN_FILE = "admin-token"
 KEY_FILE = "secret.key"
 SNAPSHOT_FILE = "config.json"
 LOCK_FILE = "serve.lock"
+USAGE_FILE = "usage.sqlite3"  # moto keeps nothing on disk: usage and budget spend must survive a restart
 
 
 class StartupError(Exception):
@@ -106,9 +109,12 @@ class LocalRuntime:
     dynamo: EmbeddedDynamo
     token_is_new: bool
     lock_fd: int
+    usage_files: tuple[SqliteUsageStore, SqliteSpendStore] | None = None
 
     def stop(self) -> None:
         self.dynamo.stop()
+        for store in self.usage_files or ():
+            store.close()
         os.close(self.lock_fd)
 
     def unreadable_connections(self) -> list[str]:
@@ -133,6 +139,11 @@ def _build(settings: Settings, backend: Backend, new_secret_key: bool, lock_fd: 
     except SnapshotError as exc:
         raise StartupError(str(exc)) from exc
     cipher = open_cipher(settings.data_dir, records, new_key=new_secret_key)
+    try:
+        usage_store = SqliteUsageStore(settings.data_dir / USAGE_FILE)
+        spend_store = SqliteSpendStore(settings.data_dir / USAGE_FILE)
+    except UsageFileError as exc:
+        raise StartupError(str(exc)) from exc
     names = {
         "ConfigTable": settings.config_table,
         "StateTable": settings.state_table,
@@ -160,10 +171,18 @@ def _build(settings: Settings, backend: Backend, new_secret_key: bool, lock_fd: 
         conversations=DynamoConversationStore(state_model),
         reasoning=DynamoConversationStore(state_model, prefix="REASON#"),
         routing_store=routing_store,
-        usage_store=DynamoUsageStore(settings.usage_table, settings.region, dynamo.endpoint, lock=lock),
-        spend_store=DynamoSpendStore(routing_store.items),
+        **(
+            {"usage_store": usage_store, "spend_store": spend_store}
+            if settings.local_usage_store == "sqlite"
+            else {  # as in the cloud (bench/usage.py counts its DynamoDB calls this way)
+                "usage_store": DynamoUsageStore(settings.usage_table, settings.region, dynamo.endpoint, lock=lock),
+                "spend_store": DynamoSpendStore(routing_store.items),
+            }
+        ),
     )
-    return LocalRuntime(services=services, dynamo=dynamo, token_is_new=is_new, lock_fd=lock_fd)
+    return LocalRuntime(
+        services=services, dynamo=dynamo, token_is_new=is_new, lock_fd=lock_fd, usage_files=(usage_store, spend_store)
+    )
 
 
 class LocalApp:

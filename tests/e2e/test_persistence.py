@@ -1,9 +1,10 @@
-"""Configuration survives a normal stop and a `kill -9` right after the admin call returned."""
+"""Configuration, usage and budget spend survive a normal stop and a `kill -9` right after they were written."""
 
 from __future__ import annotations
 
 import json
 import stat
+import time
 from pathlib import Path
 
 import httpx
@@ -175,3 +176,32 @@ def test_corrupt_secret_key_is_named_and_can_be_replaced_on_purpose(
     assert [p.name for p in fresh_gateway.data_dir.glob("secret.key.unreadable-*")]  # kept, not deleted
     with gateway_client(fresh_gateway, ids) as client:
         assert client.get("/models").status_code == 200
+
+
+def test_usage_and_budget_spend_survive_kill_9(fresh_gateway: Gateway, fake_upstream: ServerThread) -> None:
+    """Usage events and budget spend live in the data dir's usage.sqlite3: a restart, even after `kill -9`,
+    neither loses history nor resets a key's budget."""
+    fresh_gateway.start()
+    ids = configure(fresh_gateway, fake_upstream)
+    with fresh_gateway.admin() as admin:
+        key_id = next(k["id"] for k in admin.get("/keys").json()["keys"] if k["name"] == "persist")
+        admin.patch("/pricing", json={"ds": {"deepseek-chat": {"input": 3000, "output": 12000}}}).raise_for_status()
+        admin.put(f"/budgets/{key_id}", json={"dailyLimitUsd": 1000}).raise_for_status()
+    with gateway_client(fresh_gateway, ids) as client:
+        assert client.post("/chat/completions", json=chat("ds/deepseek-chat")).status_code == 200
+
+    def recorded() -> tuple[list[dict[str, object]], float]:
+        with fresh_gateway.admin() as admin:
+            events = admin.get("/usage/history", params={"limit": 50}).json()["items"]
+            budget = next(b for b in admin.get("/budgets").json()["budgets"] if b["keyId"] == key_id)
+        return events, next(p["spentUsd"] for p in budget["periods"] if p["period"] == "daily")
+
+    deadline = time.monotonic() + 10
+    while not ((written := recorded())[0] and written[1] > 0) and time.monotonic() < deadline:
+        time.sleep(0.05)  # written in the background, off the request's path
+    events, spent = written
+    assert len(events) == 1 and events[0]["model"] == "ds/deepseek-chat" and spent > 0
+    fresh_gateway.kill9()
+    fresh_gateway.start()
+    assert recorded() == (events, spent)
+    assert stat.S_IMODE((fresh_gateway.data_dir / "usage.sqlite3").stat().st_mode) == 0o600
