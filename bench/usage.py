@@ -3,9 +3,10 @@
     python -m bench.usage [--calls 200]
 
 Starts the fake OpenAI upstream and `omniroute serve` (as bench.overhead does) with
-`OMNIROUTE_COUNT_STORE_CALLS=true`, so every botocore DynamoDB call of the gateway process is counted,
-then sends sequential requests (one at a time: the worst case, every flush writes one event) and a
-concurrent burst (16 at a time: events queued together share one BatchWriteItem) for each case:
+`OMNIROUTE_COUNT_STORE_CALLS=true`, so every botocore DynamoDB call of the gateway process is counted, and
+`OMNIROUTE_USAGE_STORE=dynamodb`, so usage and budget spend go to the embedded DynamoDB as they do in the
+cloud (locally they default to a SQLite file). Then it sends sequential requests and a concurrent burst
+(16 at a time) for each case:
 
     plain         a key without a budget, an account without configured quotas: the event only
     budget        a key with a daily budget: one consistent read before the call, one ADD after
@@ -14,9 +15,11 @@ concurrent burst (16 at a time: events queued together share one BatchWriteItem)
     request log   the opt-in request log on: one more PutItem
 
 The counts include the background refresh of the routing view (one Query at most every 2 s) and exclude
-the admin calls that read the counters. Cost per million requests uses DynamoDB on-demand list prices
-(us-east-1: $0.625 per million write units, $0.125 per million read units; every item written here is
-under 1 KB = 1 write unit; a strongly consistent read of under 4 KB = 1 read unit).
+the admin calls that read the counters. Write units count each item of a BatchWriteItem. Cost per million
+requests uses DynamoDB on-demand list prices (us-east-1: $0.625 per million write units, $0.125 per
+million read units; every item written here is under 1 KB = 1 write unit; a strongly consistent read of
+under 4 KB = 1 read unit). Local mode lets events wait up to a quarter second to share a batch, so even
+sequential requests share calls there; in Lambda each invocation writes its own.
 """
 
 from __future__ import annotations
@@ -77,15 +80,19 @@ async def send(port: int, key: str, model: str, n: int, concurrency: int) -> Non
         await asyncio.gather(*(one() for _ in range(n)))
 
 
-def calls(admin: Admin, port: int, key: str, model: str, n: int, concurrency: int) -> tuple[float, float]:
-    """(reads, write calls) per request, net of the counting calls."""
+def calls(admin: Admin, port: int, key: str, model: str, n: int, concurrency: int) -> tuple[float, float, float]:
+    """(reads, write calls, write units) per request, net of the counting calls. A BatchWriteItem call is
+    one write call but one write unit per item (every item here is under 1 KB)."""
     probe = delta(admin.store_calls(), admin.store_calls())
     before = admin.store_calls()
     asyncio.run(send(port, key, model, n, concurrency))
-    time.sleep(0.5)  # the last flush lands
+    time.sleep(0.8)  # the last flush lands (locally events wait up to a quarter second to share a batch)
     after = admin.store_calls()
     reads, writes = delta(before, after)
-    return (reads - probe[0]) / n, (writes - probe[1]) / n
+    batches = after.get("BatchWriteItem", 0) - before.get("BatchWriteItem", 0)
+    items = after.get("BatchWriteItem.items", 0) - before.get("BatchWriteItem.items", 0)
+    units = writes - probe[1] - batches + items
+    return (reads - probe[0]) / n, (writes - probe[1]) / n, units / n
 
 
 def run(args: argparse.Namespace) -> int:
@@ -93,7 +100,9 @@ def run(args: argparse.Namespace) -> int:
     servers = Servers(workdir)
     started = time.monotonic()
     try:
-        fake, _bare, gateway, token = start_stack(servers, workdir, {"OMNIROUTE_COUNT_STORE_CALLS": "true"})
+        # usage and spend in the embedded DynamoDB, as in the cloud (locally they default to SQLite)
+        env = {"OMNIROUTE_COUNT_STORE_CALLS": "true", "OMNIROUTE_USAGE_STORE": "dynamodb"}
+        fake, _bare, gateway, token = start_stack(servers, workdir, env)
         admin = Admin(gateway.base_url, token)
         keys = configure(admin, fake.base_url)
         print("OmniRoute Edge: what accounting costs (issue 6)")
@@ -110,19 +119,16 @@ def run(args: argparse.Namespace) -> int:
         ]
         n = args.calls
         print(f"DynamoDB calls per request ({n} requests per case)")
-        print("  c = concurrency; at c=1 every write call is one item (one write unit), so that row gives the")
-        print("  bill; at c=16 events queued together share a BatchWriteItem call (same units, fewer calls).")
-        print(f"  {'case':<38}{'c':>4}{'reads':>8}{'writes':>8}{'$ per 1M requests':>20}")
+        print("  c = concurrency. Events queued together share one BatchWriteItem call: fewer calls, the same")
+        print("  write units (what DynamoDB bills).")
+        print(f"  {'case':<38}{'c':>4}{'reads':>8}{'calls':>8}{'units':>8}{'$ per 1M requests':>20}")
         for label, key, target, logs in cases:
             if logs:
                 admin.call("PATCH", "/settings", {"requestLogs": {"enabled": True, "ttlHours": 24}})
-            units: tuple[float, float] = (0.0, 0.0)
             for concurrency in (1, 16):
-                reads, writes = calls(admin, gateway.port, key, target, n, concurrency)
-                if concurrency == 1:
-                    units = (reads, writes)
-                usd = (units[1] * WRITE_UNIT_USD + units[0] * READ_UNIT_USD) * 1e6
-                print(f"  {label:<38}{concurrency:>4}{reads:>8.2f}{writes:>8.2f}{usd:>20.3f}")
+                reads, writes, units = calls(admin, gateway.port, key, target, n, concurrency)
+                usd = (units * WRITE_UNIT_USD + reads * READ_UNIT_USD) * 1e6
+                print(f"  {label:<38}{concurrency:>4}{reads:>8.2f}{writes:>8.2f}{units:>8.2f}{usd:>20.3f}")
             if logs:
                 admin.call("PATCH", "/settings", {"requestLogs": {"enabled": False}})
         history = admin.call("GET", "/usage/history?limit=1")["items"]

@@ -53,6 +53,9 @@ class Settings:
     config_ttl: float | None = None
     config_max_stale: float = 3600.0
     allow_private_upstreams: bool = True
+    # Local only: where usage and budget spend go. "sqlite" (default: a file in the data dir that survives
+    # restarts) or "dynamodb" (the embedded DynamoDB, as the cloud does: for measuring the cloud's calls).
+    local_usage_store: str = "sqlite"
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -75,4 +78,5 @@ class Settings:
             config_ttl=_float(env, "OMNIROUTE_CONFIG_TTL", 30.0) if cloud else None,
             config_max_stale=_float(env, "OMNIROUTE_CONFIG_MAX_STALE", 3600.0),
             allow_private_upstreams=_flag(env, "OMNIROUTE_ALLOW_PRIVATE_UPSTREAMS", not cloud),
+            local_usage_store="dynamodb" if env.get("OMNIROUTE_USAGE_STORE") == "dynamodb" else "sqlite",
         )

@@ -32,6 +32,8 @@ def install() -> None:
         if self.meta.service_model.service_name == "dynamodb":
             with _lock:
                 _counts[operation_name] += 1
+                if operation_name == "BatchWriteItem":  # what DynamoDB bills: one write unit per item
+                    _counts["BatchWriteItem.items"] += sum(len(v) for v in api_params["RequestItems"].values())
         return original(self, operation_name, api_params)
 
     client_class._make_api_call = counted
