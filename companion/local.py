@@ -10,6 +10,7 @@ import secrets
 import stat
 import threading
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from shared.adapters.dynamo.usage_store import DynamoUsageStore
 from shared.adapters.sqlite_usage import SqliteSpendStore, SqliteUsageStore, UsageFileError
 from shared.domain.config import Kind, Record
 from shared.services.container import Services, assemble
+from shared.services.quota_poll import poll_quotas_every
 from shared.services.rollup import UsageRollup, roll_up_hourly
 from shared.services.snapshot import ConfigCache
 from shared.settings import Settings
@@ -204,20 +206,31 @@ class LocalApp:
             await self.gateway(scope, receive, send)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
-        rollups: asyncio.Task[None] | None = None
+        jobs: list[asyncio.Task[None]] = []
         while True:
             message: Any = await receive()
             if message["type"] == "lifespan.startup":
-                usage = self.services.usage
-                if usage is not None:  # no scheduler locally: the server rolls usage up itself, hourly
-                    rollups = asyncio.ensure_future(roll_up_hourly(UsageRollup(usage, time.time), time.time))
+                jobs = [asyncio.ensure_future(job) for job in self._scheduled_jobs()]
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
-                if rollups is not None:
-                    rollups.cancel()
+                for job in jobs:
+                    job.cancel()
                 await self.services.aclose()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+    def _scheduled_jobs(self) -> list[Coroutine[Any, Any, None]]:
+        """No scheduler locally: the server rolls usage up hourly and polls quota endpoints itself."""
+        services = self.services
+        jobs: list[Coroutine[Any, Any, None]] = []
+        if services.usage is not None:
+            jobs.append(roll_up_hourly(UsageRollup(services.usage, time.time), time.time))
+        if services.routing_store is not None:
+            config = services.config
+            jobs.append(
+                poll_quotas_every(lambda: config.snapshot, services.upstream, services.routing_store, time.time)
+            )
+        return jobs
 
 
 def create_local_app(services: Services) -> LocalApp:

@@ -37,6 +37,7 @@ class Services:
     pricing: PricingService
     usage: UsageStore | None = None
     spend: SpendStore | None = None
+    routing_store: RoutingStore | None = None
     admin_token: str | None = None
 
     async def settle(self) -> None:
@@ -106,5 +107,6 @@ def assemble(
         pricing=PricingService(store, on_change=on_change),
         usage=usage_store,
         spend=spend_store,
+        routing_store=routing_store,
         admin_token=admin_token,
     )

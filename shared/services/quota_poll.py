@@ -9,7 +9,9 @@ credential never reaches a log line: reasons are built from statuses and our own
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import anyio
@@ -22,6 +24,7 @@ from shared.errors import GatewayError
 from shared.ports import QuotaSink, UpstreamClient
 from shared.providers.quota_sources import QuotaSource, quota_source
 
+LOCAL_POLL_SECONDS = 900.0  # as the cloud's schedule: every 15 minutes
 log = logging.getLogger(__name__)
 
 # A usage document is small and quick; an endpoint that takes longer than this is failing, and a stuck
@@ -125,3 +128,22 @@ async def poll_quotas(
         for conn, source in accounts:
             tg.start_soon(one, conn, source)
     return report
+
+
+async def poll_quotas_every(
+    snapshot: Callable[[], ConfigSnapshot],
+    upstream: UpstreamClient,
+    sink: QuotaSink,
+    clock: Callable[[], float],
+    every: float = LOCAL_POLL_SECONDS,
+) -> None:
+    """Local mode's stand-in for the scheduled quota poll: a poll now, then every `every` seconds, until
+    cancelled. Nothing goes out while no account has a usage endpoint."""
+    while True:
+        current = snapshot()
+        if pollable(current):
+            try:
+                await poll_quotas(current, upstream, sink, clock())
+            except Exception:  # the next round tries again
+                log.exception("quota poll failed")
+        await asyncio.sleep(every)

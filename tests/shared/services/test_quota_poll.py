@@ -360,3 +360,28 @@ def test_a_codex_token_without_an_account_claim_sends_no_account_header(token: s
     assert source is not None
     assert "chatgpt-account-id" not in source.headers_for(token)
     assert source.headers_for(token)["authorization"] == f"Bearer {token}"
+
+
+# ----- local mode's loop -------------------------------------------------------------------------------------------
+
+
+async def test_the_local_loop_polls_now_and_again_and_sends_nothing_without_pollable_accounts(
+    fake: ServerThread, state: QuotaEndpointsState, upstream: HttpxUpstream
+) -> None:
+    import asyncio
+
+    from shared.services.quota_poll import poll_quotas_every
+
+    snapshots = [ConfigSnapshot.build(connections=[conn("c-key", "deepseek", "sk-x", fake.base_url)])]
+    sink = MemorySink()
+    loop = asyncio.ensure_future(poll_quotas_every(lambda: snapshots[-1], upstream, sink, lambda: NOW, every=0.05))
+    await asyncio.sleep(0.2)
+    assert sink.stored == {} and state.requests == []  # an API-key account has no usage endpoint: nothing asked
+
+    snapshots.append(ConfigSnapshot.build(connections=three_accounts(fake.base_url)))  # accounts linked later
+    for _ in range(100):
+        await asyncio.sleep(0.02)
+        if len(sink.stored) == 3:
+            break
+    loop.cancel()
+    assert sorted(sink.stored) == ["c-claude", "c-codex", "c-github"]
