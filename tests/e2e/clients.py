@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -66,3 +67,16 @@ def run_codex(gateway: Gateway, root: Path, prompt: str, *, model: str) -> subpr
         timeout=180,
         check=False,
     )
+
+
+def recorded_streams(gateway: Gateway, client: str) -> list[dict[str, Any]]:
+    """The streamed requests of one client format the gateway recorded (usage/history; events are written
+    in the background, so this waits up to 3 s for one)."""
+    deadline = time.monotonic() + 3
+    while True:
+        with gateway.admin() as admin:
+            items = admin.get("/usage/history", params={"limit": 20}).json()["items"]
+        found = [e for e in items if e["client"] == client and e["stream"] and e["status"] == 200]
+        if found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.1)

@@ -23,6 +23,9 @@ def test_claude_code_answers_through_an_openai_upstream(gateway: Gateway, tmp_pa
     sent = fake_state.requests[-1]["body"]
     assert sent["model"] == "gpt-4o-mini" and sent["stream"] is True
     assert sent["messages"][0]["role"] == "system"  # Claude Code's system blocks, folded into one message
+    # ... and the gateway recorded that streamed answer with the usage the upstream reported
+    recorded = clients.recorded_streams(gateway, "anthropic")
+    assert any(e["outputTokens"] == result["usage"]["output_tokens"] and not e["estimated"] for e in recorded)
 
 
 def test_claude_code_runs_its_tool_loop_through_translated_tool_calls(

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tests.e2e.clients import run_codex
+from tests.e2e.clients import recorded_streams, run_codex
 from tests.e2e.harness import Gateway
 
 
@@ -24,3 +24,6 @@ def test_codex_runs_a_turn_with_a_tool_through_an_openai_upstream(
     assert first["model"] == "gpt-4o-mini" and first["stream"] is True and first["tools"]
     assert first["messages"][0]["role"] == "system"  # Codex's developer instructions
     assert last["messages"][-1]["role"] == "tool" and last["messages"][-2]["tool_calls"]
+    # every turn was recorded once, with the usage the upstream reported (none estimated)
+    recorded = recorded_streams(gateway, "responses")
+    assert len(recorded) >= len(turns) and all(e["inputTokens"] > 0 and not e["estimated"] for e in recorded)
