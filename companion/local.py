@@ -163,6 +163,7 @@ def _build(settings: Settings, backend: Backend, new_secret_key: bool, lock_fd: 
     # moto's in-process backend is not atomic across threads (DESIGN §7): one lock for its writes
     lock = threading.Lock() if backend == "inprocess" else None
     routing_store = DynamoRoutingStore(settings.state_table, settings.region, dynamo.endpoint, lock=lock)
+    on_sqlite = settings.local_usage_store == "sqlite"
     services = assemble(
         settings,
         store,
@@ -175,12 +176,13 @@ def _build(settings: Settings, backend: Backend, new_secret_key: bool, lock_fd: 
         routing_store=routing_store,
         **(
             {"usage_store": usage_store, "spend_store": spend_store}
-            if settings.local_usage_store == "sqlite"
+            if on_sqlite
             else {  # as in the cloud (bench/usage.py counts its DynamoDB calls this way)
                 "usage_store": DynamoUsageStore(settings.usage_table, settings.region, dynamo.endpoint, lock=lock),
                 "spend_store": DynamoSpendStore(routing_store.items),
             }
         ),
+        local_stores=on_sqlite,
     )
     return LocalRuntime(
         services=services, dynamo=dynamo, token_is_new=is_new, lock_fd=lock_fd, usage_files=(usage_store, spend_store)

@@ -71,10 +71,12 @@ def assemble(
     usage_store: UsageStore | None = None,
     spend_store: SpendStore | None = None,
     instance_id: str = "",
+    local_stores: bool = False,
 ) -> Services:
     """The services every entry point shares, wired the same way locally and in the cloud: one upstream
     client (public addresses only unless private upstreams are allowed), and an admin service that refuses
-    the same URLs at write time."""
+    the same URLs at write time. `local_stores`: usage and spend live in this process (SQLite), so
+    accounting writes them on the event loop instead of a worker thread."""
     public_only = not settings.allow_private_upstreams
     upstream = HttpxUpstream(
         connect_timeout=settings.upstream_connect_timeout,
@@ -102,7 +104,12 @@ def assemble(
         health=HealthService(routing, replay),
         # in the cloud an invocation drains its own events at once; locally they are batched for a moment
         accounting=Accountant(
-            usage_store, spend_store, routing, routing_store, flush_delay=0.0 if settings.cloud else LOCAL_FLUSH_DELAY
+            usage_store,
+            spend_store,
+            routing,
+            routing_store,
+            flush_delay=0.0 if settings.cloud else LOCAL_FLUSH_DELAY,
+            inline=local_stores,
         ),
         pricing=PricingService(store, on_change=on_change),
         usage=usage_store,

@@ -303,3 +303,32 @@ def test_request_log_entry_of_a_non_json_or_missing_answer() -> None:
     assert request_log_entry("/v1/x", {}, e, b"data: {}\n\n")["response"] == "[10 bytes, not shown]"
     assert "response" not in request_log_entry("/v1/x", {}, e, None)
     assert math.isclose(request_log_entry("/v1/x", {}, e, None)["at"], NOW + 1.5)
+
+
+async def test_inline_writes_go_in_slices_and_let_requests_run_between_them(tmp_path: Any) -> None:
+    import asyncio
+
+    from shared.adapters.sqlite_usage import SqliteSpendStore, SqliteUsageStore
+
+    usage = SqliteUsageStore(tmp_path / "usage.sqlite3")
+    accountant = Accountant(
+        usage, SqliteSpendStore(tmp_path / "usage.sqlite3"), RoutingState(None), None, clock=lambda: NOW, inline=True
+    )
+    key = api_key(dailyLimitUsd=100)
+    for n in range(150):
+        accountant.record(event(f"r{n}", cost=0.01), key=key, conn=None)
+    seen: set[int] = set()
+
+    async def request_running_meanwhile() -> None:
+        while True:
+            seen.add(accountant.written)
+            await asyncio.sleep(0)
+
+    other = asyncio.ensure_future(request_running_meanwhile())
+    await accountant.drain()
+    other.cancel()
+    assert len(usage.events(DAY)) == 150 and accountant.written == 150
+    assert {64, 128} <= seen  # the loop ran between the slices (64, 64, 22)
+    assert await accountant.check_budget(key) is not None  # the spend landed too: $1.50 of $100
+    periods = (await accountant.check_budget(key)).periods  # type: ignore[union-attr]
+    assert math.isclose(periods[0].spent, 1.5, abs_tol=1e-9)
