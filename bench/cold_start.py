@@ -41,7 +41,7 @@ import httpx
 
 REPO = Path(__file__).resolve().parents[1]
 REGION = "us-east-1"
-FUNCTIONS = ("GatewayFunction", "AdminFunction", "TokenRefreshFunction", "UsageRollupFunction")
+FUNCTIONS = ("GatewayFunction", "AdminFunction", "TokenRefreshFunction", "UsageRollupFunction", "QuotaPollFunction")
 UPSTREAM_KEY = "sk-bench-upstream-0123456789"
 
 
