@@ -26,7 +26,7 @@ from tests.e2e.harness import ADMIN_TOKEN, Gateway
 from tests.fakes.anthropic_upstream import create_app as anthropic_app
 from tests.fakes.gemini_upstream import create_app as gemini_app
 from tests.fakes.openai_upstream import create_app as openai_app
-from tests.fakes.server import ServerThread, free_port
+from tests.fakes.server import ServerThread, free_port, serving
 
 COMBO = "trio"
 RESET_SECONDS = 2
@@ -35,12 +35,8 @@ MESSAGES: list[Any] = [{"role": "user", "content": "Say hello"}]
 
 @pytest.fixture(scope="module")
 def fakes() -> Iterator[dict[str, ServerThread]]:
-    servers = {"oa": ServerThread(openai_app()), "an": ServerThread(anthropic_app()), "ge": ServerThread(gemini_app())}
-    for server in servers.values():
-        server.start()
-    yield servers
-    for server in servers.values():
-        server.stop()
+    with serving({"oa": openai_app(), "an": anthropic_app(), "ge": gemini_app()}) as servers:
+        yield servers
 
 
 @pytest.fixture(scope="module")

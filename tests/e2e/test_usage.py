@@ -28,7 +28,7 @@ from tests.fakes.anthropic_upstream import create_app as create_anthropic
 from tests.fakes.gemini_upstream import create_app as create_gemini
 from tests.fakes.openai_upstream import create_app as create_openai
 from tests.fakes.responses_upstream import create_app as create_responses
-from tests.fakes.server import ServerThread
+from tests.fakes.server import ServerThread, serving
 
 # upstream format → (node prefix, fake factory, model the fake serves, base path)
 UPSTREAMS: dict[str, tuple[str, Any, str, str]] = {
@@ -48,12 +48,8 @@ PLACEHOLDER = "sk-any-placeholder"
 
 @pytest.fixture(scope="module")
 def fakes() -> Iterator[dict[str, ServerThread]]:
-    servers = {name: ServerThread(spec[1]()) for name, spec in UPSTREAMS.items()}
-    for server in servers.values():
-        server.start()
-    yield servers
-    for server in servers.values():
-        server.stop()
+    with serving({name: spec[1]() for name, spec in UPSTREAMS.items()}) as servers:
+        yield servers
 
 
 @pytest.fixture(scope="module")

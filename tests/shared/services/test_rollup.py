@@ -3,13 +3,9 @@ the rollup runs alone, one writer)."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
-
-import botocore.session
-import pytest
 
 from shared.adapters.dynamo.usage_store import DynamoUsageStore
 from shared.domain.usage import Usage, UsageEvent, UsageTotals, merge, summarise
@@ -17,19 +13,6 @@ from shared.services.rollup import UsageRollup
 
 REGION = "us-east-1"
 KEEP = 4_000_000_000.0
-
-
-@pytest.fixture
-def usage() -> Iterator[DynamoUsageStore]:
-    from moto import mock_aws
-
-    from shared.adapters.dynamo.tables import create_tables
-
-    with mock_aws():
-        name = f"Usage-{uuid.uuid4().hex[:8]}"
-        client = botocore.session.get_session().create_client("dynamodb", region_name=REGION)
-        create_tables(client, {"UsageTable": name, "StateTable": f"State-{name}", "ConfigTable": f"Config-{name}"})
-        yield DynamoUsageStore(name, REGION)
 
 
 def at(day: int, hour: int, minute: int = 0) -> datetime:

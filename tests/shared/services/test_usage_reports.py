@@ -3,11 +3,8 @@ from rollups and raw events alike, days in other time zones, history pages acros
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
-import botocore.session
 import pytest
 
 from shared.adapters.dynamo.usage_store import DynamoUsageStore
@@ -20,19 +17,6 @@ from shared.services.usage_reports import UsageReports
 REGION = "us-east-1"
 KEEP = 4_000_000_000.0
 NOW = datetime(2026, 11, 22, 12, 30, tzinfo=UTC).timestamp()
-
-
-@pytest.fixture
-def usage() -> Iterator[DynamoUsageStore]:
-    from moto import mock_aws
-
-    from shared.adapters.dynamo.tables import create_tables
-
-    with mock_aws():
-        name = f"Usage-{uuid.uuid4().hex[:8]}"
-        client = botocore.session.get_session().create_client("dynamodb", region_name=REGION)
-        create_tables(client, {"UsageTable": name, "StateTable": f"State-{name}", "ConfigTable": f"Config-{name}"})
-        yield DynamoUsageStore(name, REGION)
 
 
 def event(request_id: str, when: datetime, provider: str = "openai", key: str = "k1") -> UsageEvent:
