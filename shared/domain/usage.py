@@ -104,11 +104,7 @@ def totals_of(event: UsageEvent) -> UsageTotals:
 
 def summarise(events: Iterable[UsageEvent]) -> list[UsageTotals]:
     """Events summed per group (provider, model, account, key), in a stable order."""
-    groups: dict[tuple[str, str, str, str], UsageTotals] = {}
-    for event in events:
-        t = totals_of(event)
-        groups[t.group] = groups[t.group].plus(t) if t.group in groups else t
-    return [groups[g] for g in sorted(groups)]
+    return merge(totals_of(event) for event in events)
 
 
 def merge(totals: Iterable[UsageTotals]) -> list[UsageTotals]:

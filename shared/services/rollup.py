@@ -53,14 +53,13 @@ class UsageRollup:
         """Sum a UTC day's 24 hours (rolling up any hour not rolled up yet)."""
         did = day.isoformat()
         hours = self._usage.hour_rollups(did)
-        groups: list[UsageTotals] = []
         start = datetime(day.year, day.month, day.day, tzinfo=UTC)
-        for h in range(24):
-            if f"{h:02d}" not in hours:
-                self.roll_hour(start + timedelta(hours=h))
-        hours = self._usage.hour_rollups(did)
-        for rolled in hours.values():
-            groups.extend(rolled)
+        missing = [h for h in range(24) if f"{h:02d}" not in hours]
+        for h in missing:
+            self.roll_hour(start + timedelta(hours=h))
+        if missing:  # read again only when something was rolled up just now
+            hours = self._usage.hour_rollups(did)
+        groups = [t for rolled in hours.values() for t in rolled]
         self._usage.put_rollup("D", did, merge(groups), start.timestamp() + DAY_KEEP)
 
     def roll_month(self, month: date) -> None:
