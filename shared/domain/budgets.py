@@ -15,7 +15,7 @@ overshoot is bounded by one in-flight request per concurrent caller.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from shared.domain.windows import WindowKind, WindowSpec, calendar_period, parse_window
@@ -31,16 +31,17 @@ class Budget:
     warning_threshold: float = DEFAULT_WARNING
     timezone: str = "UTC"
     reset_time: str = "00:00"
+    # (period name, limit, window) for each period with a limit: derived once, read on every request
+    windows: tuple[tuple[str, float, WindowSpec], ...] = field(init=False, compare=False, repr=False)
 
-    def windows(self) -> list[tuple[str, float, WindowSpec]]:
-        """(period name, limit, window) for each period with a limit."""
+    def __post_init__(self) -> None:
         out = []
         for name, kind in PERIODS:
             limit = self.limits.get(name)
             if limit is not None:
                 spec = parse_window({"window": kind.value, "timezone": self.timezone, "resetTime": self.reset_time})
                 out.append((name, limit, spec))
-        return out
+        object.__setattr__(self, "windows", tuple(out))
 
     def to_data(self) -> dict[str, Any]:
         data: dict[str, Any] = {_LIMIT_FIELDS[n]: v for n, v in self.limits.items()}
@@ -53,12 +54,12 @@ def parse_budget(data: object) -> Budget:
     if not isinstance(data, Mapping):
         raise ValueError("budget must be a JSON object")
     limits: dict[str, float] = {}
-    for name, field in _LIMIT_FIELDS.items():
-        value = data.get(field)
+    for name, key in _LIMIT_FIELDS.items():
+        value = data.get(key)
         if value is None:
             continue
         if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-            raise ValueError(f"{field} must be a non-negative number of US dollars, got {value!r}")
+            raise ValueError(f"{key} must be a non-negative number of US dollars, got {value!r}")
         limits[name] = float(value)
     if not limits:
         raise ValueError("a budget needs at least one of dailyLimitUsd, weeklyLimitUsd, monthlyLimitUsd")
@@ -93,10 +94,15 @@ class BudgetPeriod:
         return "warning" if self.spent >= self.limit * warning_threshold else "ok"
 
 
+def with_spend(periods: list[BudgetPeriod], spent: Mapping[str, float]) -> list[BudgetPeriod]:
+    """The same periods with what was spent in each (by period id; absent: 0)."""
+    return [replace(p, spent=spent.get(p.id, 0.0)) for p in periods]
+
+
 def current_periods(budget: Budget, now: float, spent: Mapping[str, float] | None = None) -> list[BudgetPeriod]:
     """The budget's periods containing `now`, with the spend per period id from `spent` (0 when absent)."""
     periods = []
-    for name, limit, spec in budget.windows():
+    for name, limit, spec in budget.windows:
         p = calendar_period(spec, now)
         periods.append(BudgetPeriod(name, limit, (spent or {}).get(p.id, 0.0), p.start, p.end, p.id))
     return periods

@@ -27,7 +27,7 @@ from typing import Any
 import anyio.to_thread
 import orjson
 
-from shared.domain.budgets import BudgetPeriod, current_periods
+from shared.domain.budgets import BudgetPeriod, current_periods, with_spend
 from shared.domain.config import ApiKey, Connection
 from shared.domain.pricing import PriceTable, cost
 from shared.domain.quota import QuotaCount
@@ -138,7 +138,7 @@ class Accountant:
                 return None
         else:
             spent = {i: self._local_spend.get((key.id, i), 0.0) for i in ids}
-        periods = current_periods(key.budget, now, spent)
+        periods = with_spend(periods, spent)
         exceeded = [p for p in periods if p.exceeded]
         if exceeded:
             until = max(p.end for p in exceeded)

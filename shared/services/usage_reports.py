@@ -15,7 +15,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from shared.domain.budgets import current_periods
+from shared.domain.budgets import current_periods, with_spend
 from shared.domain.config import ConfigSnapshot
 from shared.domain.quota import NEVER_BLOCKS, LiveWindow, counted_window, window_scope
 from shared.domain.routing import RoutingView
@@ -295,7 +295,7 @@ class UsageReports:
                 continue
             periods = current_periods(key.budget, now)
             spent = self._spend.spend(key.id, [p.id for p in periods]) if self._spend is not None else {}
-            periods = current_periods(key.budget, now, spent)
+            periods = with_spend(periods, spent)
             out.append(
                 {
                     "keyId": key.id,
