@@ -233,9 +233,6 @@ class PriceTable:
         price = self.lookup(provider, model)
         return None if price is None else price.input
 
-    def cost(self, provider: str, model: str, usage: Usage) -> float:
-        return cost(usage, self.lookup(provider, model))
-
     def entries(self) -> tuple[PriceEntry, ...]:
         """Every listed price, the owner's replacing the default of the same id, by provider and model."""
         return self._entries

@@ -181,10 +181,6 @@ def period(spec: WindowSpec, now: float, first_use: float | None = None) -> Peri
     return calendar_period(spec, now)
 
 
-def next_reset(spec: WindowSpec, now: float, first_use: float | None = None) -> float:
-    return period(spec, now, first_use).end
-
-
 def _period_id(kind: WindowKind, reset_date: date) -> str:
     if kind is WindowKind.MONTHLY:
         return f"monthly:{reset_date:%Y-%m}"

@@ -213,12 +213,12 @@ def test_an_unknown_price_is_none() -> None:
     assert table.lookup("openai", "gpt-99") is None
     assert table.lookup("node_abc123", "my-model") is None
     assert table.input_rate("openai", "gpt-99") is None
-    assert table.cost("openai", "gpt-99", Usage(input=1_000_000)) == 0.0
+    assert cost(Usage(input=1_000_000), table.lookup("openai", "gpt-99")) == 0.0
 
 
 def test_table_cost_uses_the_price_that_applies() -> None:
     table = PriceTable({("groq", "llama-3.1-8b-instant"): Price(1.0, 2.0)})
-    assert table.cost("groq", "llama-3.1-8b-instant", Usage(input=1_000_000, output=1_000_000)) == 3.0
+    assert cost(Usage(input=1_000_000, output=1_000_000), table.lookup("groq", "llama-3.1-8b-instant")) == 3.0
 
 
 def test_entries_list_defaults_and_overrides_once_each_by_provider_and_model() -> None:
