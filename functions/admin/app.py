@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from functions.admin.routes import router
+from functions.admin.routes_oauth import router as oauth_router
 from functions.admin.routes_pricing import router as pricing_router
 from functions.admin.routes_usage import router as usage_router
 from shared.services.container import Services
@@ -18,6 +19,7 @@ def create_app(services: Services) -> FastAPI:
     app.include_router(router)
     app.include_router(pricing_router)
     app.include_router(usage_router)
+    app.include_router(oauth_router)
     add_error_handlers(app)
     app.add_middleware(RequestIdMiddleware)
     return app

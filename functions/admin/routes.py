@@ -161,6 +161,8 @@ async def health(svc: ServicesDep) -> dict[str, Any]:
         "apiKeys": len(snapshot.api_keys),
         "models": len(list_models(snapshot)),
         **await svc.health.report(snapshot),
+        # linked subscription accounts whose grant is gone: they serve until their access token expires
+        "relinkNeeded": await anyio.to_thread.run_sync(svc.oauth.relink_needed),
         # this process's accounting: events queued, written, and write failures (retried)
         "accounting": {
             "recorded": svc.accounting.recorded,

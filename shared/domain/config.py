@@ -14,6 +14,7 @@ from typing import Any
 
 from shared.domain.budgets import Budget
 from shared.domain.combos import ACCOUNT_STRATEGIES, Alias, Combo, FallbackChain
+from shared.domain.oauth import OAuthAccount
 from shared.domain.pricing import PriceTable
 from shared.domain.quota import QuotaRule
 from shared.domain.routing import DEFAULT_POLICIES, Policy, RateLimit
@@ -32,8 +33,9 @@ class Kind:
     ALIAS = "alias"  # a model pattern mapped to a target (id = the pattern)
     FALLBACK = "fallback"  # a global fallback chain for the models a pattern matches (id = the pattern)
     PRICE = "price"  # a price override for one model (id = `<provider>/<model>`)
+    OAUTH = "oauth"  # a linked account's OAuth credentials (id = its connection's id; see shared.domain.oauth)
 
-    ALL = (PROVIDER, NODE, MODEL, APIKEY, SETTINGS, PREFIX, COMBO, ALIAS, FALLBACK, PRICE)
+    ALL = (PROVIDER, NODE, MODEL, APIKEY, SETTINGS, PREFIX, COMBO, ALIAS, FALLBACK, PRICE, OAUTH)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +51,9 @@ class Record:
 
 @dataclass(frozen=True, slots=True)
 class Connection:
-    """An account of a provider (API key or, later, OAuth credentials). `api_key` is plaintext in memory only."""
+    """An account of a provider: an API key, or linked OAuth credentials. `api_key` is plaintext in memory only;
+    for a linked account it is the current access token, and `oauth` holds the rest (expiry, status, metadata).
+    """
 
     id: str
     provider: str  # catalogue id or node id
@@ -64,6 +68,7 @@ class Connection:
     # True when the stored key could not be decrypted (the data dir's key file was replaced or lost):
     # such a connection is never routed to, and the admin API asks for the key again.
     credential_error: bool = False
+    oauth: OAuthAccount | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -63,6 +63,16 @@ class QuotaSource:
     parse: Parser
     token_headers: Callable[[str], tuple[tuple[str, str], ...]] | None = None
     docs_url: str = ""
+    # Copilot's quota is read with the long-lived GitHub token, which a linked account keeps as its refresh
+    # token (its access token is the short-lived Copilot token minted from it).
+    uses_refresh_token: bool = False
+
+    def credential(self, connection: Connection) -> str | None:
+        """The token this source is read with, for one account (None: it has none)."""
+        account = connection.oauth
+        if self.uses_refresh_token and account is not None and account.tokens is not None:
+            return account.tokens.refresh_token or None
+        return connection.api_key
 
     def url_for(self, connection: Connection) -> str:
         base = urlsplit(connection.base_url or "")
@@ -153,6 +163,7 @@ QUOTA_SOURCES: dict[str, QuotaSource] = {
             ),
             parse=windows_from_copilot_user,
             docs_url="https://docs.github.com/en/copilot",
+            uses_refresh_token=True,
         ),
     )
 }

@@ -18,6 +18,7 @@ from shared.domain.budgets import parse_budget
 from shared.domain.config import Kind, Record
 from shared.domain.keys import display_form, generate_key, hash_key, mask_secret
 from shared.domain.netguard import refused_host
+from shared.domain.oauth import credential_view
 from shared.domain.quota import parse_quota_rules
 from shared.domain.text import has_control_characters
 from shared.errors import Conflict, InvalidRequest, NotFound, NotSupported
@@ -239,17 +240,29 @@ class ConfigService:
             self._store.list(Kind.PROVIDER),
             key=lambda r: (str(r.data.get("provider")), int(r.data.get("priority") or 0), r.id),
         )
-        return [self.connection_view(r) for r in recs]
+        linked = {r.id: r for r in self._store.list(Kind.OAUTH)} if any(r.data.get("linked") for r in recs) else {}
+        return [self._with_oauth(self.connection_view(r), linked.get(r.id)) for r in recs]
 
     def get_connection(self, id: str) -> dict[str, Any]:
-        return self.connection_view(self._require(Kind.PROVIDER, id))
+        return self._full_view(self._require(Kind.PROVIDER, id))
+
+    def _full_view(self, rec: Record) -> dict[str, Any]:
+        view = self.connection_view(rec)
+        return self._with_oauth(view, self._store.get(Kind.OAUTH, rec.id)) if rec.data.get("linked") else view
+
+    @staticmethod
+    def _with_oauth(view: dict[str, Any], cred: Record | None) -> dict[str, Any]:
+        """A linked account's view carries its credential status (never a token)."""
+        if view.get("linked"):
+            view["oauth"] = credential_view(cred.data if cred is not None else None)
+        return view
 
     def create_connection(self, fields: Mapping[str, Any]) -> dict[str, Any]:
         owner = self._owner(str(fields["provider"]))
         if owner.auth is AuthKind.OAUTH:
             raise NotSupported(
-                f"{owner.id} accounts are linked with OAuth (`omniroute login {owner.id}`), not with an API key; "
-                "OAuth linking arrives with the companion.",
+                f"{owner.id} accounts are linked with OAuth, not with an API key: run `omniroute login {owner.id}` "
+                "on your machine (it pushes the account here through POST /api/oauth/link).",
                 param="provider",
             )
         api_key = clean_secret(fields["apiKey"]) if fields.get("apiKey") is not None else None
@@ -306,14 +319,21 @@ class ConfigService:
             else:
                 data.pop("quotas", None)
         if fields.get("apiKey") is not None:
+            if rec.data.get("linked"):
+                raise InvalidRequest(
+                    "This account is linked with OAuth; it has no API key. Link it again with `omniroute login`.",
+                    param="apiKey",
+                    code="invalid_value",
+                )
             secret = clean_secret(fields["apiKey"])
             data["apiKey"] = self._cipher.encrypt(secret, secret_context(Kind.PROVIDER, id))
         updated = self._store.update(Kind.PROVIDER, id, data, rec.version)
         self._on_change()
-        return self.connection_view(updated)
+        return self._full_view(updated)
 
     def delete_connection(self, id: str) -> None:
         self._delete(Kind.PROVIDER, id)
+        self._store.delete(Kind.OAUTH, id)  # a linked account's tokens go with it
 
     # ----- provider nodes -----------------------------------------------------------------------------
 

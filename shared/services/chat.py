@@ -48,6 +48,7 @@ from shared.formats.stream import (
 from shared.formats.thinking import apply_thinking_mode, with_system_prompt
 from shared.formats.tokens import estimate_tokens
 from shared.ports import UpstreamClient, UpstreamResponse
+from shared.providers.executors import UpstreamCall, executor_for
 from shared.providers.quirks import normalise_openai_roles
 from shared.providers.spec import AuthHeader, WireFormat
 from shared.services.reasoning_memory import ReasoningMemory
@@ -177,7 +178,8 @@ class ChatService:
         Same format on both sides: the body passes through with only `model` rewritten. Otherwise it is
         translated through the canonical model, and so is the answer, streamed or not.
         """
-        upstream = route.wire_format
+        executor = executor_for(route.provider_id)
+        upstream = executor.wire_format if executor is not None else route.wire_format
         if upstream not in TRANSLATABLE:
             raise NotSupported(
                 f"`{route.public_model}` is served by {route.provider_id}, which speaks the {upstream.value} "
@@ -228,17 +230,23 @@ class ChatService:
         if upstream is WireFormat.ANTHROPIC and client_headers and client_headers.get("anthropic-beta"):
             headers["anthropic-beta"] = client_headers["anthropic-beta"]  # features the client opted into
         url = route.base_url_for(connection) + endpoint(upstream, route.upstream_model, stream=stream)
+        call = UpstreamCall(url, headers, payload, stream)
+        if executor is not None:
+            call = executor.prepare(call, connection)
         # A translated request's output limit is the client format's (Anthropic requires one; Claude Code
         # asks for 32000): an upstream model that allows fewer refuses it, so it is tried once without.
         resp = await self._send(
-            url,
-            headers,
-            payload,
-            stream=stream,
+            call.url,
+            call.headers,
+            call.payload,
+            stream=call.stream,
             route=route,
+            fmt=upstream,
             may_drop_limit=client is not upstream,
-            read_timeout=idle_timeout if stream else None,
+            read_timeout=idle_timeout if call.stream else None,
         )
+        if executor is not None:
+            resp = executor.adapt(resp, call, client_stream=stream)
         try:
             reply_headers = {
                 "x-omniroute-provider": route.provider_id,
@@ -289,6 +297,7 @@ class ChatService:
         *,
         stream: bool,
         route: Route,
+        fmt: WireFormat,
         may_drop_limit: bool,
         read_timeout: float | None = None,
     ) -> UpstreamResponse:
@@ -304,7 +313,7 @@ class ChatService:
             try:
                 await _raise_for_status(resp, route)
             except UpstreamRejected as err:
-                trimmed = _without_output_limit(payload, err, route.wire_format) if may_drop_limit else None
+                trimmed = _without_output_limit(payload, err, fmt) if may_drop_limit else None
                 if attempt == 0 and trimmed is not None:
                     log.info(
                         "%s refused the output limit; trying again without it: %.200s", route.provider_id, err.message
@@ -326,7 +335,9 @@ class ChatService:
             "x-omniroute-provider": route.provider_id,
             "x-omniroute-model": header_safe(route.public_model),
         }
-        if route.wire_format is not WireFormat.ANTHROPIC:
+        executor = executor_for(route.provider_id)
+        upstream = executor.wire_format if executor is not None else route.wire_format
+        if upstream is not WireFormat.ANTHROPIC:
             request = FORMATS[WireFormat.ANTHROPIC].parse_request(body)
             reply_headers["x-omniroute-estimated"] = "true"
             outcome.status = 200
@@ -336,9 +347,11 @@ class ChatService:
         headers = upstream_headers(route, connection, stream=False)
         if client_headers and client_headers.get("anthropic-beta"):
             headers["anthropic-beta"] = client_headers["anthropic-beta"]
-        url = route.base_url_for(connection) + "/messages/count_tokens"
+        call = UpstreamCall(route.base_url_for(connection) + "/messages/count_tokens", headers, payload, False)
+        if executor is not None:
+            call = executor.prepare(call, connection)
         try:
-            resp = await self._upstream.send("POST", url, headers, orjson.dumps(payload), stream=False)
+            resp = await self._upstream.send("POST", call.url, call.headers, orjson.dumps(call.payload), stream=False)
         except GatewayError as err:
             err.provider = err.provider or route.provider_id
             raise

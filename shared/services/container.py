@@ -13,6 +13,7 @@ from shared.services.admin import ConfigService
 from shared.services.admin_pricing import PricingService
 from shared.services.chat import ChatService
 from shared.services.health import HealthService
+from shared.services.oauth_accounts import OAuthAccountsService
 from shared.services.reasoning_memory import ReasoningMemory
 from shared.services.replay import ReplayService
 from shared.services.responses_state import ResponsesState
@@ -35,6 +36,7 @@ class Services:
     health: HealthService
     accounting: Accountant
     pricing: PricingService
+    oauth: OAuthAccountsService
     usage: UsageStore | None = None
     spend: SpendStore | None = None
     routing_store: RoutingStore | None = None
@@ -112,6 +114,7 @@ def assemble(
             inline=local_stores,
         ),
         pricing=PricingService(store, on_change=on_change),
+        oauth=OAuthAccountsService(store, cipher, on_change=on_change, public_urls_only=public_only),
         usage=usage_store,
         spend=spend_store,
         routing_store=routing_store,

@@ -49,10 +49,10 @@ def pollable(snapshot: ConfigSnapshot) -> list[tuple[Connection, QuotaSource]]:
     """Enabled accounts whose credential decrypts, that hold a token and whose provider has a quota source."""
     out: list[tuple[Connection, QuotaSource]] = []
     for conn in snapshot.connections:
-        if not conn.enabled or conn.credential_error or not conn.api_key:
+        if not conn.enabled or conn.credential_error:
             continue
         source = quota_source(conn.provider)
-        if source is not None:
+        if source is not None and source.credential(conn):
             out.append((conn, source))
     return out
 
@@ -65,12 +65,13 @@ async def read_quota(
     per_account: float = PER_ACCOUNT_SECONDS,
 ) -> AccountQuota:
     """One account's windows as its provider reports them; raises `PollFailed` saying why not."""
-    assert conn.api_key is not None
+    token = source.credential(conn)
+    assert token is not None
     url = source.url_for(conn)
     try:
         with anyio.fail_after(per_account):
             resp = await upstream.send(
-                "GET", url, source.headers_for(conn.api_key), b"", stream=False, read_timeout=per_account
+                "GET", url, source.headers_for(token), b"", stream=False, read_timeout=per_account
             )
             raw = await resp.aread()
     except TimeoutError:

@@ -308,6 +308,11 @@ class Router:
                 continue
             if (route.provider_id, route.upstream_model, cid) in run.seen:
                 continue
+            if conn is not None and conn.oauth is not None and conn.oauth.expired(now):
+                # a linked account serves until its access token expires, also when its grant is gone
+                why = "relink needed" if conn.oauth.relink_needed else "refresh pending"
+                run.tried.append(_Tried(_label(route, conn), f"access token expired ({why})", 401, None))
+                continue
             blocked = (
                 self._state.quota_block(conn, now, run.settings.quota_skip_percent, route.upstream_model)
                 if conn is not None

@@ -28,6 +28,7 @@ from shared.domain.config import (
     ProviderNode,
     Record,
 )
+from shared.domain.oauth import OAuthAccount, OAuthTokens, account_from_data
 from shared.domain.quota import parse_quota_rules
 from shared.domain.routing import RateLimit
 from shared.errors import GatewayBusy, GatewayError
@@ -41,6 +42,18 @@ T = TypeVar("T")
 def secret_context(kind: str, id: str) -> dict[str, str]:
     """Encryption context of a stored secret: the record it belongs to."""
     return {"kind": kind, "id": id}
+
+
+def oauth_account(record: Record, cipher: Cipher) -> OAuthAccount:
+    """A linked account from its `oauth` record; `tokens` is None when the secret does not decrypt."""
+    tokens: OAuthTokens | None = None
+    secret = record.data.get("secret")
+    if isinstance(secret, str):
+        try:
+            tokens = OAuthTokens.from_json(cipher.decrypt(secret, secret_context(Kind.OAUTH, record.id)))
+        except (DecryptionFailed, ValueError):
+            log.error("the stored OAuth tokens of connection %s cannot be decrypted; link it again", record.id)
+    return account_from_data(record.data, tokens)
 
 
 def _limit(value: object) -> int | None:
@@ -94,17 +107,23 @@ def build_snapshot(records: Iterable[Record], cipher: Cipher) -> ConfigSnapshot:
     aliases: list[Alias] = []
     fallbacks: list[FallbackChain] = []
     settings = GatewaySettings()
+    linked = {r.id: r for r in records if r.kind == Kind.OAUTH}
     for r in records:
         d = r.data
         if r.kind == Kind.PROVIDER:
             secret = d.get("apiKey")
             api_key, broken = None, False
+            account: OAuthAccount | None = None
             if isinstance(secret, str):
                 try:
                     api_key = cipher.decrypt(secret, secret_context(r.kind, r.id))
                 except DecryptionFailed:
                     broken = True
                     log.error("the stored key of connection %s cannot be decrypted; re-enter it", r.id)
+            elif r.id in linked:
+                account = oauth_account(linked[r.id], cipher)
+                api_key = account.tokens.access_token if account.tokens is not None else None
+                broken = account.tokens is None
             conns.append(
                 Connection(
                     id=r.id,
@@ -118,6 +137,7 @@ def build_snapshot(records: Iterable[Record], cipher: Cipher) -> ConfigSnapshot:
                     rate_limit=rate_limit(d.get("rateLimit")),
                     quotas=_stored(parse_quota_rules, d.get("quotas"), (), f"quotas of connection {r.id}"),
                     credential_error=broken,
+                    oauth=account,
                 )
             )
         elif r.kind == Kind.NODE:

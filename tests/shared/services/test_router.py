@@ -580,3 +580,33 @@ async def test_a_response_chain_kept_by_another_account_is_found_there(
         )  # fmt: skip
         assert reply.outcome.connection_id == "r2"  # the account that holds the chain answers
         assert not state.view().cooldowns and "node_r" not in state.view().breakers  # r1 is not to blame
+
+
+async def test_a_linked_account_whose_access_token_expired_is_skipped_until_refreshed(
+    fakes: Fakes, state_of: States, upstream: HttpxUpstream, clock: Clock
+) -> None:
+    from dataclasses import replace
+
+    from shared.domain.oauth import RELINK_NEEDED, OAuthAccount, OAuthTokens
+
+    router, _ = make_router(None, upstream, clock)
+    base = snapshot(fakes, accounts=2)
+
+    def linked(conn: Connection, expires_at: float, status: str = "active") -> Connection:
+        tokens = OAuthTokens(access_token=conn.api_key or "", refresh_token="rt")
+        return replace(conn, oauth=OAuthAccount("node_a", tokens, expires_at, 1, status))
+
+    conns = [
+        linked(c, clock.now - 1, RELINK_NEEDED) if c.id == "a1" else linked(c, clock.now + 60) if c.id == "a2" else c
+        for c in base.connections
+    ]
+    snap = ConfigSnapshot.build(connections=conns, nodes=base.nodes)
+    reply = await ask(router, snap, "a/m")
+    assert reply.outcome.connection_id == "a2" and keys_seen(state_of["a"]) == ["a2"]
+    # a grant that is gone still serves while its access token is valid
+    conns = [linked(c, clock.now + 60, RELINK_NEEDED) if c.id == "a1" else c for c in conns]
+    reply = await ask(router, ConfigSnapshot.build(connections=conns, nodes=base.nodes), "a/m")
+    assert reply.outcome.connection_id == "a1"
+    clock.now += 120  # both expired now
+    with pytest.raises(GatewayBusy, match=r"access token expired \(relink needed\)"):
+        await ask(router, ConfigSnapshot.build(connections=conns, nodes=base.nodes), "a/m")
