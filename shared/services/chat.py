@@ -48,7 +48,7 @@ from shared.formats.stream import (
 from shared.formats.thinking import apply_thinking_mode, with_system_prompt
 from shared.formats.tokens import estimate_tokens
 from shared.ports import UpstreamClient, UpstreamResponse
-from shared.providers.executors import UpstreamCall, executor_for
+from shared.providers.executors import UpstreamCall, executor_for, keeps_state
 from shared.providers.quirks import normalise_openai_roles
 from shared.providers.spec import AuthHeader, WireFormat
 from shared.services.reasoning_memory import ReasoningMemory
@@ -94,6 +94,9 @@ class Outcome:
     upstream_model: str = ""
     output_chars: int = 0
     windows: tuple[LiveWindow, ...] = ()
+    # the gateway error a stream ended with (an executor's typed refusal, e.g. Kiro's throttling as a 429),
+    # so a stream that fails before its first byte is judged like the same failure of a JSON answer
+    failure: GatewayError | None = None
 
 
 @dataclass(slots=True)
@@ -196,13 +199,15 @@ class ChatService:
             upstream_model=route.upstream_model,
         )
         echoed: dict[str, Any] = {}
-        # Responses clients rely on server state; a Responses upstream keeps its own, any other gets ours
-        state = self._state if client is WireFormat.RESPONSES and upstream is not WireFormat.RESPONSES else None
+        # Responses clients rely on server state; a Responses upstream keeps its own unless it is a stateless
+        # backend (Codex and the Grok CLI proxy take `store: false` only): every other upstream gets ours
+        stateful_upstream = upstream is WireFormat.RESPONSES and (executor is None or keeps_state(executor))
+        state = self._state if client is WireFormat.RESPONSES and not stateful_upstream else None
         request: ChatRequest | None = None
         client_wants_usage = True
         if client is WireFormat.OPENAI and stream:
             client_wants_usage = (body.get("stream_options") or {}).get("include_usage") is True
-        if client is upstream and not (settings and settings.rewrites_requests):
+        if client is upstream and state is None and not (settings and settings.rewrites_requests):
             payload = dict(body)
             if upstream is not WireFormat.GEMINI:  # Gemini names the model and the stream in the URL
                 payload["model"] = route.upstream_model
@@ -257,7 +262,7 @@ class ChatService:
             if not stream:
                 raw = await resp.aread()
                 doc = _json_object(raw, route)
-                if client is upstream:
+                if client is upstream and state is None:
                     outcome.usage = _usage_of(upstream, doc)
                     if outcome.usage is None:  # the basis of an estimate
                         outcome.output_chars = _answer_chars(FORMATS[upstream].parse_response(doc))
@@ -473,7 +478,7 @@ async def _translate_stream(
     """
     framer = SseFramer()
     decoder = new_decoder(upstream)
-    passthrough = client is upstream
+    passthrough = client is upstream and save is None  # an answer to keep as our state is read, not relayed
     encoder = new_encoder(client, include_usage=client_wants_usage, extensions=echoed)
 
     collector = Collector()  # the answer as it streams, for the reasoning before each tool call
@@ -530,6 +535,7 @@ async def _translate_stream(
     except Exception as exc:
         if isinstance(exc, GatewayError):
             message = exc.message
+            outcome.failure = exc
         elif isinstance(exc, FrameTooLarge | StreamOrderError):
             message = f"The upstream stream could not be relayed ({exc})."
         else:
@@ -582,6 +588,7 @@ async def _relay(resp: UpstreamResponse, client_wants_usage: bool, outcome: Outc
         # The status line is long gone: the client learns of the failure in-stream, as OpenAI does.
         if isinstance(exc, GatewayError):
             err = exc
+            outcome.failure = exc
             log.warning("stream from %s (%s) ended early: %.300s", outcome.provider, outcome.model, err.message)
         elif isinstance(exc, FrameTooLarge):
             err = UpstreamFailed(f"The upstream sent an event too large to relay ({exc}).")

@@ -552,6 +552,9 @@ async def _first_chunk(reply: StreamReply) -> StreamReply:
     if reply.outcome.error is not None:
         message = reply.outcome.error
         await reply.aclose()
+        failure = reply.outcome.failure
+        if isinstance(failure, UpstreamRejected | UpstreamFailed | UpstreamTimeout):
+            raise failure  # judged as that failure (a 429 cools the account down), not as a cut stream
         raise _CutBeforeFirstByte(message)
     return replace(reply, chunks=_prepend(b"".join(held), reply.chunks))
 

@@ -54,7 +54,20 @@ class Executor(Protocol):
 # provider id → "module:Class" under shared.providers.executors, imported on first use
 _EXECUTOR_CLASSES = {
     "claude": "claude:ClaudeExecutor",
+    "codex": "codex:CodexExecutor",
+    "github": "copilot:CopilotExecutor",
+    "kimi-code": "kimi:KimiExecutor",
+    "grok-cli": "grok:GrokExecutor",
+    "antigravity": "cloud_code:AntigravityExecutor",
+    "gemini-cli": "cloud_code:GeminiCliExecutor",
+    "kiro": "kiro:KiroExecutor",
 }
+
+
+def keeps_state(executor: Executor) -> bool:
+    """Whether the service keeps Responses conversations itself (`previous_response_id`). A stateless backend
+    sets `keeps_state = False` on its executor; the gateway then keeps the conversation for the client."""
+    return bool(getattr(executor, "keeps_state", True))
 
 
 def _registry() -> dict[str, Executor]:

@@ -7,7 +7,8 @@ What api.anthropic.com wants from a Pro/Max OAuth token, as Claude Code itself s
   betas, with whatever the client opted into kept after them;
 - the client identity: `User-Agent: claude-cli/<version> (external, cli)` and `x-app: cli`;
 - the first system block "You are Claude Code, Anthropic's official CLI for Claude." (requests without it are
-  refused for some models); a request that already starts with it (Claude Code itself) is left alone.
+  refused for some models); a request that already starts with it (Claude Code itself, whose first block
+  may be its billing header) is left alone.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from shared.providers.executors import UpstreamCall
 from shared.providers.spec import WireFormat
 
 PREAMBLE = "You are Claude Code, Anthropic's official CLI for Claude."
+BILLING_HEADER = "x-anthropic-billing-header:"
 REQUIRED_BETAS = ("claude-code-20250219", "oauth-2025-04-20", "interleaved-thinking-2025-05-14")
 USER_AGENT = "claude-cli/2.1.0 (external, cli)"
 
@@ -34,8 +36,16 @@ def merged_betas(sent: str | None) -> str:
     return ",".join(betas)
 
 
+def _block_text(block: object) -> str:
+    return str(block.get("text", "")) if isinstance(block, dict) else ""
+
+
 def with_preamble(payload: dict[str, Any]) -> dict[str, Any]:
-    """The payload with the Claude Code preamble as its first system block (a new dict when it changes)."""
+    """The payload with the Claude Code preamble as its first system block (a new dict when it changes).
+
+    Claude Code 2.1 puts its billing header block (`x-anthropic-billing-header: cc_version=...`) before the
+    preamble; the preamble then goes right after it, and a request that has it there is left alone.
+    """
     block = {"type": "text", "text": PREAMBLE}
     system = payload.get("system")
     if system is None or system == "":
@@ -45,10 +55,12 @@ def with_preamble(payload: dict[str, Any]) -> dict[str, Any]:
             return payload
         return {**payload, "system": [block, {"type": "text", "text": system}]}
     if isinstance(system, list):
-        first = system[0] if system else None
-        if isinstance(first, dict) and str(first.get("text", "")).startswith(PREAMBLE):
+        at = 0
+        while at < len(system) and _block_text(system[at]).startswith(BILLING_HEADER):
+            at += 1
+        if at < len(system) and _block_text(system[at]).startswith(PREAMBLE):
             return payload
-        return {**payload, "system": [block, *system]}
+        return {**payload, "system": [*system[:at], block, *system[at:]]}
     return payload
 
 
