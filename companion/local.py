@@ -30,6 +30,7 @@ from shared.services.container import Services, assemble
 from shared.services.quota_poll import poll_quotas_every
 from shared.services.rollup import UsageRollup, roll_up_hourly
 from shared.services.snapshot import ConfigCache
+from shared.services.token_refresh import refresh_tokens_every
 from shared.settings import Settings
 
 ADMIN_TOKEN_FILE = "admin-token"
@@ -72,11 +73,13 @@ def open_cipher(data_dir: Path, records: list[Record], *, new_key: bool) -> AesG
     (or the owner says so): a fresh key would silently make every stored API key unreadable."""
     path = data_dir / KEY_FILE
     sealed = [r.id for r in records if r.kind == Kind.PROVIDER and isinstance(r.data.get("apiKey"), str)]
-    if not path.exists() and sealed and not new_key:
+    linked = [r.id for r in records if r.kind == Kind.OAUTH and isinstance(r.data.get("secret"), str)]
+    if not path.exists() and (sealed or linked) and not new_key:
         raise StartupError(
-            f"{path} is missing, but {SNAPSHOT_FILE} holds {len(sealed)} API key(s) encrypted with it. "
-            f"Restore secret.key from a backup of {data_dir}, or start once with --new-secret-key to continue "
-            "with a new key and send those keys again (PATCH /api/providers/<id>)."
+            f"{path} is missing, but {SNAPSHOT_FILE} holds {len(sealed)} API key(s) and {len(linked)} linked "
+            f"account(s) encrypted with it. Restore secret.key from a backup of {data_dir}, or start once with "
+            "--new-secret-key to continue with a new key, then send those keys again (PATCH /api/providers/<id>) "
+            "and link those accounts again (omniroute login <provider> --relink <id>)."
         )
     try:
         return AesGcmCipher.from_key_file(path)
@@ -222,7 +225,8 @@ class LocalApp:
                 return
 
     def _scheduled_jobs(self) -> list[Coroutine[Any, Any, None]]:
-        """No scheduler locally: the server rolls usage up hourly and polls quota endpoints itself."""
+        """No scheduler locally: the server rolls usage up hourly, polls quota endpoints and refreshes linked
+        accounts' tokens (every minute) itself."""
         services = self.services
         jobs: list[Coroutine[Any, Any, None]] = []
         if services.usage is not None:
@@ -232,6 +236,8 @@ class LocalApp:
             jobs.append(
                 poll_quotas_every(lambda: config.snapshot, services.upstream, services.routing_store, time.time)
             )
+        if services.refresher is not None:
+            jobs.append(refresh_tokens_every(services.refresher, time.time))
         return jobs
 
 

@@ -1,4 +1,5 @@
-"""`omniroute status`: a running gateway's health (breakers, cooldowns, cache, latency) from its admin API."""
+"""`omniroute status`: a running gateway's health (linked accounts to relink, breakers, cooldowns, cache, latency)
+from its admin API."""
 
 from __future__ import annotations
 
@@ -35,7 +36,8 @@ def status(
     provider: Annotated[str | None, typer.Option(help="With --reset: only this provider's.")] = None,
     connection: Annotated[str | None, typer.Option(help="With --reset: only this connection's (its id).")] = None,
 ) -> None:
-    """Show the gateway's health: circuit breakers, cooldowns, cache and latency (or reset them)."""
+    """Show the gateway's health: linked accounts to relink, circuit breakers, cooldowns, cache and latency (or
+    reset them)."""
     if (provider or connection) and not reset:
         raise typer.BadParameter("--provider and --connection only go with --reset", param_hint="--reset")
     out = Console()
@@ -62,8 +64,15 @@ def status(
 
 
 def render_health(console: Console, url: str, health: Mapping[str, Any]) -> None:
-    """The summary line, then breakers, cooldowns, cache and latency."""
+    """The summary line, linked accounts that need relinking (only when some do), then breakers, cooldowns,
+    cache and latency."""
     console.print(summary_line(url, health), soft_wrap=True)
+    relink = [a for a in health.get("relinkNeeded") or [] if isinstance(a, dict)]
+    if relink:
+        console.print(relink_table(relink))
+        console.print("Link them again (the gateway keeps using each until its access token expires):")
+        for account in relink:
+            console.print(f"  {relink_command(account)}", soft_wrap=True)
     breakers = [b for b in health.get("breakers") or [] if isinstance(b, dict)]
     if any(b.get("state") != "closed" for b in breakers):
         console.print(breaker_table(breakers))
@@ -95,6 +104,26 @@ def summary_line(url: str, health: Mapping[str, Any]) -> str:
     if isinstance(idempotency, dict) and "replayed" in idempotency:
         parts.append(_plural(idempotency["replayed"], "idempotent replay"))
     return " · ".join(parts)
+
+
+def relink_table(accounts: list[dict[str, Any]]) -> Table:
+    """Linked subscription accounts whose grant is gone (`invalid_grant`, a reused refresh token, ...)."""
+    table = Table(title="Accounts to relink", title_style="bold red")
+    for name in ("Connection", "Provider", "Name", "Why"):
+        table.add_column(name)
+    for account in accounts:
+        table.add_row(
+            _safe(account.get("id", "?")),
+            _safe(account.get("provider", "?")),
+            _safe(account.get("name") or "—"),
+            _safe(account.get("reason") or "the provider refused the refresh token"),
+        )
+    return table
+
+
+def relink_command(account: Mapping[str, Any]) -> str:
+    """The command that links the account again, keeping its connection (id, priority, combos)."""
+    return f"omniroute login {_safe(account.get('provider', '?'))} --relink {_safe(account.get('id', '?'))}"
 
 
 def breaker_table(breakers: list[dict[str, Any]]) -> Table:

@@ -251,3 +251,21 @@ class QuotaSink(Protocol):
     beside the cooldowns routing already reads). Synchronous, one store call: callers run it off the loop."""
 
     def put_quota(self, quota: AccountQuota) -> None: ...
+
+
+class LeaseStore(Protocol):
+    """Short exclusive leases shared by every instance (State table), e.g. "one refresher per account".
+
+    Synchronous, like ConfigStore. A lease lapses at `now + seconds` on its own (a holder that crashed
+    cannot keep it), and the expiry is compared in the write's condition: TTL deletes late.
+    """
+
+    def acquire(self, name: str, owner: str, now: float, seconds: float) -> bool:
+        """Take the lease for `owner` until `now + seconds`: one conditional write that succeeds when nobody
+        holds it or its holder's lease lapsed before `now`. False: someone else holds it."""
+        ...
+
+    def release(self, name: str, owner: str) -> bool:
+        """Give the lease back, only if `owner` still holds it (a lapsed lease taken over stays with its new
+        holder). True when it was deleted."""
+        ...

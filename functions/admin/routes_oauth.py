@@ -5,11 +5,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+import anyio.to_thread
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 
 from functions.admin.auth import AdminDep, ServicesDep
+from shared.errors import NotSupported
 from shared.services.oauth_accounts import OAuthAccountsService
+from shared.services.token_refresh import TokenRefresher
 
 router = APIRouter(prefix="/api/oauth", dependencies=[AdminDep])
 
@@ -19,6 +22,15 @@ def oauth_accounts(svc: ServicesDep) -> OAuthAccountsService:
 
 
 AccountsDep = Annotated[OAuthAccountsService, Depends(oauth_accounts)]
+
+
+def token_refresher(svc: ServicesDep) -> TokenRefresher:
+    if svc.refresher is None:
+        raise NotSupported("This target keeps no refresh leases (no State table), so it cannot refresh tokens.")
+    return svc.refresher
+
+
+RefresherDep = Annotated[TokenRefresher, Depends(token_refresher)]
 
 
 class LinkBody(BaseModel):
@@ -54,3 +66,10 @@ def list_accounts(accounts: AccountsDep) -> dict[str, Any]:
 @router.get("/accounts/{id}")
 def get_account(id: str, accounts: AccountsDep) -> dict[str, Any]:
     return {"account": accounts.view(id)}
+
+
+@router.post("/accounts/{id}/refresh")
+async def refresh_account(id: str, accounts: AccountsDep, refresher: RefresherDep) -> dict[str, Any]:
+    """Refresh the account's tokens now, due or not; the lease still keeps it to one refresher at a time."""
+    done = await refresher.refresh_one(id, force=True)
+    return {"account": await anyio.to_thread.run_sync(accounts.view, id), "refresh": done.to_json()}

@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from shared.adapters.dynamo.leases import DynamoLeaseStore
+from shared.adapters.dynamo.routing_state import DynamoRoutingStore
 from shared.adapters.upstream import HttpxUpstream
-from shared.ports import Cipher, ConfigStore, ConversationStore, RoutingStore, SpendStore, UpstreamClient, UsageStore
+from shared.ports import (
+    Cipher,
+    ConfigStore,
+    ConversationStore,
+    LeaseStore,
+    RoutingStore,
+    SpendStore,
+    UpstreamClient,
+    UsageStore,
+)
 from shared.services.accounting import Accountant
 from shared.services.admin import ConfigService
 from shared.services.admin_pricing import PricingService
@@ -20,6 +32,7 @@ from shared.services.responses_state import ResponsesState
 from shared.services.router import Router
 from shared.services.routing_state import RoutingState
 from shared.services.snapshot import ConfigCache
+from shared.services.token_refresh import CLOUD_SCHEDULE_SECONDS, LOCAL_REFRESH_SECONDS, TokenRefresher
 from shared.settings import Settings
 
 
@@ -41,6 +54,8 @@ class Services:
     spend: SpendStore | None = None
     routing_store: RoutingStore | None = None
     admin_token: str | None = None
+    # linked accounts' token refresher (admin's forced refresh; local mode's loop); None without a lease store
+    refresher: TokenRefresher | None = None
 
     async def settle(self) -> None:
         """Wait for the writes requests left behind (usage events, routing state): before a Lambda
@@ -72,13 +87,15 @@ def assemble(
     routing_store: RoutingStore | None = None,
     usage_store: UsageStore | None = None,
     spend_store: SpendStore | None = None,
+    leases: LeaseStore | None = None,
     instance_id: str = "",
     local_stores: bool = False,
 ) -> Services:
     """The services every entry point shares, wired the same way locally and in the cloud: one upstream
     client (public addresses only unless private upstreams are allowed), and an admin service that refuses
     the same URLs at write time. `local_stores`: usage and spend live in this process (SQLite), so
-    accounting writes them on the event loop instead of a worker thread."""
+    accounting writes them on the event loop instead of a worker thread. `leases`: where token refreshers
+    take their leases; by default the State table the routing store uses."""
     public_only = not settings.allow_private_upstreams
     upstream = HttpxUpstream(
         connect_timeout=settings.upstream_connect_timeout,
@@ -91,8 +108,27 @@ def assemble(
         memory=ReasoningMemory(store=reasoning),
         responses_state=ResponsesState(conversations) if conversations else None,
     )
-    routing = RoutingState(routing_store, instance_id=instance_id or secrets.token_hex(4))
+    instance_id = instance_id or secrets.token_hex(4)
+    routing = RoutingState(routing_store, instance_id=instance_id)
     replay = ReplayService(routing)
+    if leases is None and isinstance(routing_store, DynamoRoutingStore):
+        leases = DynamoLeaseStore(routing_store.items)
+    refresher = (
+        TokenRefresher(
+            store,
+            cipher,
+            leases,
+            upstream,
+            time.time,
+            # locally `serve` runs it every minute; in the cloud the schedule runs it, admin only forces it
+            period=CLOUD_SCHEDULE_SECONDS if settings.cloud else LOCAL_REFRESH_SECONDS,
+            owner=f"{'cloud' if settings.cloud else 'local'}-{instance_id}",
+            on_change=on_change,
+            public_urls_only=public_only,
+        )
+        if leases is not None
+        else None
+    )
     return Services(
         settings=settings,
         config=cache,
@@ -119,4 +155,5 @@ def assemble(
         spend=spend_store,
         routing_store=routing_store,
         admin_token=admin_token,
+        refresher=refresher,
     )

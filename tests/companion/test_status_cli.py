@@ -46,7 +46,18 @@ HEALTH: dict[str, Any] = {
     "cache": {"hits": 10, "misses": 30, "hitRate": 0.25, "entries": 12},
     "latency": {"openai": {"count": 120, "p50Ms": 210.0, "p95Ms": 480.0, "p99Ms": 900.0}},
     "idempotency": {"replayed": 2},
+    "relinkNeeded": [],
 }
+RELINK: list[dict[str, Any]] = [
+    {
+        "id": "conn_cx1",
+        "provider": "codex",
+        "name": "me@example.com",
+        "reason": "refresh_token_reused: This refresh token has already been used. (HTTP 400)",
+        "expiresAt": 1795000000.0,
+    },
+    {"id": "conn_cl2", "provider": "claude", "name": None, "reason": None, "expiresAt": None},
+]
 RESET = {"breakers": 1, "cooldowns": 2}
 
 
@@ -142,7 +153,25 @@ def test_prints_the_summary_and_every_section(server: ServerThread[Starlette], a
         ["openai", "120", "210 ms", "480 ms", "900 ms"],
     ]
     assert "Cache: 10 hits, 30 misses (25% hit rate), 12 entries" in out
+    assert "relink" not in out.lower()  # no account needs it: not a word about it
     assert admin.tokens == [TOKEN]
+
+
+def test_lists_accounts_to_relink_first_with_the_command_that_fixes_each(
+    server: ServerThread[Starlette], admin: AdminState
+) -> None:
+    admin.health["relinkNeeded"] = copy.deepcopy(RELINK)
+    result = invoke("--url", server.base_url, "--token", TOKEN)
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    titles = [line.strip() for line in out.splitlines() if line.strip() in ("Accounts to relink", "Breakers")]
+    assert titles == ["Accounts to relink", "Breakers"]  # the one thing the owner must act on comes first
+    assert rows(out)[:2] == [
+        ["conn_cx1", "codex", "me@example.com", str(RELINK[0]["reason"])],
+        ["conn_cl2", "claude", "—", "the provider refused the refresh token"],  # no reason stored: a plain one
+    ]
+    commands = [line.strip() for line in out.splitlines() if line.strip().startswith("omniroute login")]
+    assert commands == ["omniroute login codex --relink conn_cx1", "omniroute login claude --relink conn_cl2"]
 
 
 def test_says_all_closed_and_none_when_nothing_is_tripped(server: ServerThread[Starlette], admin: AdminState) -> None:

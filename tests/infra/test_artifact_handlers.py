@@ -163,8 +163,13 @@ def test_scheduled_handlers_run_from_scheduler_events(
     assert refresh[0]["ok"] == {
         "job": "token-refresh",
         "scheduledTime": "2026-11-22T01:05:00+00:00",
-        "oauthAccounts": 0,  # an API-key connection is not refreshed; OAuth linking arrives with the companion
+        "oauthAccounts": 0,  # an API-key connection has no OAuth credentials to refresh
         "refreshed": 0,
+        "skipped": 0,
+        "busy": 0,
+        "failed": 0,
+        "relinkNeeded": 0,
+        "accounts": [],
     }
     assert refresh[1]["error"] == "BadEvent"  # an event meant for another job is refused, not run
 

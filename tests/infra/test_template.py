@@ -164,12 +164,15 @@ def test_roles_grant_each_function_only_what_it_uses(resources: dict[str, Any]) 
     admin = _actions(admin_statements)
     assert "kms:Encrypt" in admin and "dynamodb:PutItem" in admin
     admin_state = [s for s in admin_statements if s["Resource"] == {"Fn::GetAtt": ["StateTable", "Arn"]}]
-    assert _actions(admin_state) == {"dynamodb:Query", "dynamodb:DeleteItem"}
+    assert _actions(admin_state) == {"dynamodb:Query", "dynamodb:DeleteItem", "dynamodb:PutItem"}
     assert [s["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"] for s in admin_state] == [
         ["ROUTE", "LAT#*"],  # health view and resets
         ["BUDGET#*"],  # what each key spent (read only)
+        ["LEASE"],  # a forced token refresh takes the account's refresh lease
     ]
     assert _actions([s for s in admin_state if "BUDGET#*" in str(s)]) == {"dynamodb:Query"}
+    assert _actions([s for s in admin_state if "ROUTE" in str(s)]) == {"dynamodb:Query", "dynamodb:DeleteItem"}
+    assert _actions([s for s in admin_state if "LEASE" in str(s)]) == {"dynamodb:PutItem", "dynamodb:DeleteItem"}
     rollup = _statements(resources, "UsageRollupFunction")
     assert _actions(rollup) == {"dynamodb:Query", "dynamodb:BatchWriteItem", "dynamodb:PutItem"}
     assert all(s["Resource"] == {"Fn::GetAtt": ["UsageTable", "Arn"]} for s in rollup)
@@ -177,7 +180,18 @@ def test_roles_grant_each_function_only_what_it_uses(resources: dict[str, Any]) 
     assert {frozenset(_actions([s])): s["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]
             for s in rollup} == {frozenset({"dynamodb:Query"}): ["REQ#*", "ROLL#*"],
                                  frozenset({"dynamodb:BatchWriteItem", "dynamodb:PutItem"}): ["ROLL#*"]}  # fmt: skip
-    assert _actions(_statements(resources, "TokenRefreshFunction")) == {"dynamodb:GetItem", "dynamodb:Query"}
+    refresh = _statements(resources, "TokenRefreshFunction")
+    assert _actions(refresh) == {
+        "dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:DeleteItem", "kms:Encrypt", "kms:Decrypt"
+    }  # fmt: skip
+    # credentials and connections in Config (never Scan, never another kind); only leases in State
+    refresh_tables = {s["Resource"]["Fn::GetAtt"][0]: s for s in refresh if "dynamodb:PutItem" in _actions([s])}
+    assert _actions([refresh_tables["ConfigTable"]]) == {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem"}
+    assert refresh_tables["ConfigTable"]["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"] == [
+        "oauth", "provider"
+    ]  # fmt: skip
+    assert _actions([refresh_tables["StateTable"]]) == {"dynamodb:PutItem", "dynamodb:DeleteItem"}
+    assert refresh_tables["StateTable"]["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"] == ["LEASE"]
     poll = _statements(resources, "QuotaPollFunction")
     assert _actions(poll) == {"dynamodb:Query", "kms:Decrypt", "dynamodb:PutItem", "dynamodb:UpdateItem"}
     poll_writes = [s for s in poll if "dynamodb:PutItem" in _actions([s])]
