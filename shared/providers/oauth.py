@@ -73,7 +73,8 @@ class BrowserLogin:
     state_in_token_request: bool = False  # Claude's token endpoint wants `state` echoed
     paste_redirect: str | None = None
     loopback_only: bool = False
-    # Kiro's social login names its exchange fields in camelCase and has no client id
+    # the exchange's name for the code. Kiro's social login has no client id: its exchange is just
+    # {code, code_verifier, redirect_uri} (no grant_type), answered in camelCase (CLIProxyAPIPlus social_auth.go)
     code_field: str = "code"
 
     def redirect_uri(self, port: int) -> str:
