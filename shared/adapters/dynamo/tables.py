@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import functools
 import os
 from pathlib import Path
 from typing import Any
@@ -38,8 +40,13 @@ def template_path() -> Path:
 
 
 def table_definitions(path: Path | None = None) -> dict[str, dict[str, Any]]:
-    """Logical id → Properties of every AWS::DynamoDB::Table in the template."""
-    with open(path or template_path(), encoding="utf-8") as fh:
+    """Logical id → Properties of every AWS::DynamoDB::Table in the template (a fresh copy each call)."""
+    return copy.deepcopy(_parsed(path or template_path()))
+
+
+@functools.lru_cache(maxsize=8)
+def _parsed_at(path: Path, mtime_ns: int) -> dict[str, dict[str, Any]]:
+    with open(path, encoding="utf-8") as fh:
         doc = yaml.load(fh, Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
     resources: dict[str, Any] = doc.get("Resources", {})
     return {
@@ -47,6 +54,11 @@ def table_definitions(path: Path | None = None) -> dict[str, dict[str, Any]]:
         for name, res in resources.items()
         if isinstance(res, dict) and res.get("Type") == "AWS::DynamoDB::Table"
     }
+
+
+def _parsed(path: Path) -> dict[str, dict[str, Any]]:
+    """Parsed once per file version: the template is ~25 KB of YAML (~0.25 s), read at every local start."""
+    return _parsed_at(path, path.stat().st_mtime_ns)
 
 
 def create_tables(client: Any, names: dict[str, str], path: Path | None = None) -> None:
