@@ -7,6 +7,7 @@ from fastapi import FastAPI
 from functions.admin.routes import router
 from functions.admin.routes_oauth import router as oauth_router
 from functions.admin.routes_pricing import router as pricing_router
+from functions.admin.routes_sync import router as sync_router
 from functions.admin.routes_usage import router as usage_router
 from shared.services.container import Services
 from shared.web.errors import add_error_handlers
@@ -20,6 +21,7 @@ def create_app(services: Services) -> FastAPI:
     app.include_router(pricing_router)
     app.include_router(usage_router)
     app.include_router(oauth_router)
+    app.include_router(sync_router)
     add_error_handlers(app)
     app.add_middleware(RequestIdMiddleware)
     return app

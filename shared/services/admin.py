@@ -11,7 +11,7 @@ import re
 import secrets
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import urlsplit
 
 from shared.domain.budgets import parse_budget
@@ -27,6 +27,10 @@ from shared.providers.catalog import PROVIDERS, get_provider
 from shared.providers.spec import AuthKind, WireFormat
 from shared.services.admin_routing import RoutingConfigService
 from shared.services.snapshot import secret_context
+
+if TYPE_CHECKING:
+    from shared.services.sync import SyncService
+    from shared.services.sync_checks import ShapeCheck
 
 PREFIX_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,31}$")
 NODE_API_TYPES = (WireFormat.OPENAI, WireFormat.ANTHROPIC, WireFormat.GEMINI, WireFormat.RESPONSES)
@@ -200,6 +204,14 @@ class ConfigService:
         self._public_only = public_urls_only
         self.routing = RoutingConfigService(store, on_change)
 
+    def sync(self, check_shape: ShapeCheck | None = None) -> SyncService:
+        """Record-level sync over this service's store, cipher and change hook (`shared.services.sync`)."""
+        from shared.services.sync import SyncService  # it builds on this module's checks: imported on use
+
+        return SyncService(
+            self._store, self._cipher, self._on_change, public_urls_only=self._public_only, check_shape=check_shape
+        )
+
     def _base_url(self, value: object) -> str:
         return validate_base_url(str(value), public_only=self._public_only)
 
@@ -348,7 +360,7 @@ class ConfigService:
 
     @staticmethod
     def _check_prefix(prefix: str) -> str:
-        """Shape and built-in collisions; uniqueness among nodes is the claim's job (`_claim_prefix`)."""
+        """Shape and built-in collisions; uniqueness among nodes is the claim's job (`claim_prefix`)."""
         prefix = prefix.strip().lower()
         if not PREFIX_RE.match(prefix):
             raise InvalidRequest(
@@ -379,7 +391,7 @@ class ConfigService:
                 code="prefix_taken",
             )
 
-    def _claim_prefix(self, prefix: str, node_id: str) -> None:
+    def claim_prefix(self, prefix: str, node_id: str) -> None:
         """Make the prefix this node's with one conditional write: the only place node prefixes are kept
         unique, so two concurrent creates (in one process or across Lambda instances) cannot both win.
 
@@ -415,7 +427,7 @@ class ConfigService:
         }
         node_id = _new_id("node")
         self._refuse_combo_prefix(prefix)
-        self._claim_prefix(prefix, node_id)
+        self.claim_prefix(prefix, node_id)
         try:
             rec = self._store.create(Kind.NODE, node_id, data)
         except BaseException:
@@ -439,7 +451,7 @@ class ConfigService:
         moved = data["prefix"] != old_prefix
         if moved:
             self._refuse_combo_prefix(str(data["prefix"]))
-            self._claim_prefix(str(data["prefix"]), id)
+            self.claim_prefix(str(data["prefix"]), id)
         try:
             updated = self._store.update(Kind.NODE, id, data, rec.version)
         except BaseException:
