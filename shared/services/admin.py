@@ -94,6 +94,19 @@ def validate_base_url(value: str, field: str = "baseUrl", *, public_only: bool =
     return value.strip().rstrip("/")
 
 
+def validate_linked_base_url(value: str, *, public_only: bool) -> str:
+    """A linked account's base URL (a relay, a plan host): as any upstream's, and in the cloud https only,
+    because every request to it carries the subscription's access token."""
+    url = validate_base_url(value, public_only=public_only)
+    if public_only and not url.lower().startswith("https://"):
+        raise InvalidRequest(
+            "`baseUrl` of a linked account must be https: every request to it carries the account's token.",
+            param="baseUrl",
+            code="invalid_url",
+        )
+    return url
+
+
 _HOST_LABELS = re.compile(r"^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)*\.?$", re.I)
 
 
@@ -315,7 +328,9 @@ class ConfigService:
         if "defaultModel" in fields:
             default = fields["defaultModel"]
             data["defaultModel"] = check_model_id(default, "defaultModel") if default else None
-        if "baseUrl" in fields:
+        if "baseUrl" in fields and fields["baseUrl"] and rec.data.get("linked"):
+            data["baseUrl"] = validate_linked_base_url(str(fields["baseUrl"]), public_only=self._public_only)
+        elif "baseUrl" in fields:
             data["baseUrl"] = self._base_url(fields["baseUrl"]) if fields["baseUrl"] else None
         if "rateLimit" in fields:
             # The sent object replaces the stored limits whole; null (or `{}`) lifts them.

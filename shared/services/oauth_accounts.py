@@ -17,11 +17,12 @@ from typing import Any
 
 from shared.domain.config import Kind, Record
 from shared.domain.oauth import ACTIVE, RELINK_NEEDED, OAuthTokens, credential_view
+from shared.domain.text import has_control_characters
 from shared.errors import Conflict, InvalidRequest, NotFound
 from shared.ports import Cipher, ConfigStore
 from shared.providers.catalog import get_provider
 from shared.providers.oauth import OAUTH_PROVIDERS, RETIRED_OAUTH, oauth_provider
-from shared.services.admin import _new_id, clean_secret, validate_base_url
+from shared.services.admin import _new_id, clean_secret, validate_linked_base_url
 from shared.services.snapshot import secret_context
 
 # `meta` holds what an account is (shown in `omniroute accounts`), never a secret: names that look like one
@@ -50,8 +51,9 @@ def check_meta(value: object) -> dict[str, Any]:
             raise _bad(f"`meta.{name}` looks like a secret; secrets go in `tokens`, where they are encrypted.", "meta")
         if item is not None and not isinstance(item, str | int | float | bool):
             raise _bad(f"`meta.{name}` must be a string, number or boolean.", f"meta.{name}")
-        if isinstance(item, str) and len(item) > 2048:
-            raise _bad(f"`meta.{name}` is longer than 2048 characters.", f"meta.{name}")
+        if isinstance(item, str) and (len(item) > 2048 or has_control_characters(item)):
+            # some values travel in headers (the ChatGPT account id): one line of text, bounded
+            raise _bad(f"`meta.{name}` must be at most 2048 characters without control characters.", f"meta.{name}")
         if item is not None:
             meta[name] = item
     return meta
@@ -152,7 +154,7 @@ class OAuthAccountsService:
         meta = check_meta(fields.get("meta"))
         base_url = fields.get("baseUrl")
         if base_url:
-            base_url = validate_base_url(str(base_url), public_only=self._public_only)
+            base_url = validate_linked_base_url(str(base_url), public_only=self._public_only)
         target = fields.get("connectionId")
         if target:
             conn = self._store.get(Kind.PROVIDER, str(target))
@@ -162,8 +164,8 @@ class OAuthAccountsService:
                 raise _bad(
                     f"Connection `{target}` belongs to {conn.data.get('provider')}, not {provider.id}.", "connectionId"
                 )
-            if base_url and base_url != conn.data.get("baseUrl"):
-                self._store.update(Kind.PROVIDER, conn.id, {**conn.data, "baseUrl": base_url}, conn.version)
+            if base_url:
+                self._set_base_url(conn, base_url)
             self._replace_credentials(conn.id, provider.id, tokens, expiry, meta)
             self._on_change()
             return self.view(conn.id)
@@ -189,6 +191,22 @@ class OAuthAccountsService:
             raise
         self._on_change()
         return self.view(conn_id)
+
+    def _set_base_url(self, conn: Record, base_url: str) -> None:
+        """A relink's new base URL, written over whatever else changed the connection meanwhile (the
+        refresher moving a Copilot plan host, the owner renaming it): the sign-in must not be wasted."""
+        for _ in range(5):
+            if conn.data.get("baseUrl") == base_url:
+                return
+            try:
+                self._store.update(Kind.PROVIDER, conn.id, {**conn.data, "baseUrl": base_url}, conn.version)
+                return
+            except Conflict:
+                latest = self._store.get(Kind.PROVIDER, conn.id)
+                if latest is None:
+                    raise NotFound(f"No connection with id `{conn.id}`.") from None
+                conn = latest
+        raise Conflict("The connection kept changing while relinking; try again.", code="version_conflict")
 
     def _credential_data(
         self, conn_id: str, provider: str, tokens: OAuthTokens, expiry: float, meta: Mapping[str, Any], version: int

@@ -43,7 +43,7 @@ from shared.domain.oauth import ACTIVE, RELINK_NEEDED, OAuthTokens
 from shared.errors import Conflict, GatewayError, InvalidRequest, NotFound
 from shared.ports import Cipher, ConfigStore, DecryptionFailed, LeaseStore, UpstreamClient
 from shared.providers.oauth import RefreshSpec, oauth_provider, refresh_spec
-from shared.services.admin import validate_base_url
+from shared.services.admin import validate_linked_base_url
 from shared.services.refresh_wire import CannotRefresh, Refreshed, Rejected, build_call, read_reply
 from shared.services.snapshot import secret_context
 
@@ -53,11 +53,15 @@ CLOUD_SCHEDULE_SECONDS = 300.0  # template.yaml: TokenRefreshFunction runs at ra
 LOCAL_REFRESH_SECONDS = 60.0  # `omniroute serve` runs the refresher itself, every minute
 # One token endpoint call, answer included. Short enough that the admin function (29 s) still has time to
 # store what the provider sent: a process killed between the answer and the write loses a rotated token.
-CALL_SECONDS = 20.0
+CALL_SECONDS = 15.0
 ACCOUNT_SECONDS = CALL_SECONDS + 10.0  # what one account's refresh may take, writes included
-# Longer than a call plus every write attempt: a lease that lapsed under a live holder would let a second
-# refresher send the same refresh token.
-LEASE_SECONDS = 120.0
+# Far longer than a call plus every write attempt (slow store calls included): a lease that lapsed under a
+# live holder would let a second refresher send the same refresh token. A holder that died keeps the account
+# from being refreshed for this long, which every provider's lead time plus one period covers.
+LEASE_SECONDS = 300.0
+# An access token whose lifetime the provider did not state is taken to live this long from its last
+# refresh (or link), so it is still refreshed in time; an hour is the shortest lifetime seen (Google, Kiro).
+ASSUMED_LIFETIME_SECONDS = 3600.0
 BACKOFF_SECONDS = 60.0  # transient failures wait 1 min × 2^failures ...
 BACKOFF_MAX_SECONDS = 3600.0  # ... at most an hour
 WRITE_ATTEMPTS = 6
@@ -114,15 +118,34 @@ def token_version(data: Mapping[str, Any]) -> int:
 
 def is_due(data: Mapping[str, Any], spec: RefreshSpec, now: float, period: float) -> bool:
     """Whether an account should be refreshed at `now`, when refreshers run every `period` seconds: its access
-    token has less than the provider's lead plus one period left, and no backoff (`retryAt`) is pending. An
-    account needing a relink, or whose expiry is unknown, is never due (a forced refresh still runs)."""
+    token has less than the provider's lead plus one period left, and no backoff (`retryAt`) is pending. A
+    token of unknown lifetime counts as expiring `ASSUMED_LIFETIME_SECONDS` after it was obtained (with a lead
+    of at most half that). An account needing a relink is never due, forced or not: only a relink helps."""
     if data.get("status") == RELINK_NEEDED:
         return False
     expires = _number(data.get("expiresAt"))
-    if expires is None or expires <= 0 or now < expires - spec.lead_seconds - period:
+    lead = spec.lead_seconds
+    if expires is None or expires <= 0:
+        obtained = _instant(data.get("refreshedAt")) or _instant(data.get("linkedAt"))
+        if obtained is None:
+            return False
+        expires = obtained + ASSUMED_LIFETIME_SECONDS
+        lead = min(lead, ASSUMED_LIFETIME_SECONDS / 2)
+    if now < expires - lead - period:
         return False
     retry = _number(data.get("retryAt"))
     return retry is None or retry <= now
+
+
+def _instant(value: object) -> float | None:
+    """Epoch seconds of a stored ISO 8601 time; None when absent or unreadable."""
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed.timestamp() if parsed.tzinfo is not None else None
 
 
 def lease_name(connection_id: str, provider: str, spec: RefreshSpec) -> str:
@@ -253,6 +276,9 @@ class TokenRefresher:
         if record.data.get("status") == RELINK_NEEDED or not (force or is_due(record.data, spec, now, self._period)):
             return self._idle(record, spec)
         name = lease_name(record.id, provider, spec)
+        # the lease, and all that follows, counts from now: a run's accounts wait their turn (one provider's
+        # accounts one after another), and a lease dated from the run's start could lapse under its holder
+        now = max(now, self._clock())
         if not await anyio.to_thread.run_sync(self._leases.acquire, name, self._owner, now, LEASE_SECONDS):
             return AccountRefresh(record.id, provider, Outcome.BUSY, "another refresher holds the lease")
         try:
@@ -388,7 +414,7 @@ class TokenRefresher:
         """Copilot names the plan's API host with each token (business and enterprise seats differ); requests
         must go there (CLIProxyAPI+ notes a 421 otherwise)."""
         try:
-            url = validate_base_url(url, public_only=self._public_only)
+            url = validate_linked_base_url(url, public_only=self._public_only)
         except InvalidRequest:
             log.warning("ignoring the API host the token exchange named for %s: not a usable URL", conn_id)
             return

@@ -122,6 +122,7 @@ def test_relink_must_name_an_account_of_the_same_provider(parts) -> None:
         ({"provider": "claude", "tokens": {"accessToken": "a", "refreshToken": "b\nc"}}, "tokens.refreshToken"),
         ({"provider": "claude", "tokens": {"accessToken": "a"}, "meta": {"refreshToken": "b"}}, "looks like a secret"),
         ({"provider": "claude", "tokens": {"accessToken": "a"}, "meta": {"nested": {"a": 1}}}, "meta.nested"),
+        ({"provider": "codex", "tokens": {"accessToken": "a"}, "meta": {"accountId": "a\r\nx-evil: 1"}}, "control"),
         ({"provider": "github", "tokens": {"accessToken": "a"}, "baseUrl": "ftp://x"}, "http"),
     ],
 )
@@ -156,3 +157,34 @@ def test_providers_lists_methods_terms_and_retired_rows(parts) -> None:
     assert "Claude Code" in rows["claude"]["termsNote"]
     assert rows["iflow"]["retired"] and "2026-04-17" in rows["iflow"]["retiredNote"]
     assert rows["codex"]["rotatesRefreshToken"] and not rows["github"]["rotatesRefreshToken"]
+
+
+def test_in_the_cloud_a_linked_accounts_base_url_must_be_https(table_names, dynamo_endpoint, tmp_path: Path) -> None:
+    """Every request to it carries the subscription's token: plain http to a public host is refused too."""
+    store = DynamoConfigStore(bind_config_model(table_names["ConfigTable"], "us-east-1", dynamo_endpoint))
+    cipher = AesGcmCipher.from_key_file(tmp_path / "k")
+    accounts = OAuthAccountsService(store, cipher, lambda: None, public_urls_only=True)
+    admin = ConfigService(store, cipher, lambda: None, public_urls_only=True)
+    with pytest.raises(InvalidRequest, match="must be https"):
+        link_claude(accounts, baseUrl="http://relay.example.com/v1")
+    view = link_claude(accounts, baseUrl="https://relay.example.com/v1")
+    with pytest.raises(InvalidRequest, match="must be https"):
+        admin.update_connection(view["id"], {"baseUrl": "http://relay.example.com/v1"})
+    with pytest.raises(InvalidRequest, match="public"):
+        accounts.link({"provider": "claude", "connectionId": view["id"], "tokens": {"accessToken": "a"},
+                       "baseUrl": "https://169.254.169.254/latest"})  # fmt: skip
+    # an API-key connection keeps its own rules (http to a public host is allowed there)
+    plain = admin.create_connection({"provider": "groq", "apiKey": "gsk-1", "baseUrl": "http://proxy.example.com/v1"})
+    assert plain["baseUrl"] == "http://proxy.example.com/v1"
+
+
+def test_a_relink_with_a_new_base_url_survives_a_concurrent_change_of_the_connection(parts) -> None:
+    accounts, admin, store, *_ = parts
+    view = link_claude(accounts)
+    stale = store.get(Kind.PROVIDER, view["id"])
+    admin.update_connection(view["id"], {"name": "renamed meanwhile"})
+    assert stale is not None
+    accounts._set_base_url(stale, "https://relay.example.com/v1")  # what a relink does with the copy it read
+    conn = store.get(Kind.PROVIDER, view["id"])
+    assert conn is not None and conn.data["baseUrl"] == "https://relay.example.com/v1"
+    assert conn.data["name"] == "renamed meanwhile"

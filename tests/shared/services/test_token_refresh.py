@@ -178,7 +178,7 @@ def test_an_account_is_due_within_its_providers_lead_plus_one_schedule_period(pr
     assert is_due({**at_edge, "expiresAt": NOW - 10}, spec, NOW, PERIOD)  # already expired: still refreshed
 
 
-def test_backoff_relinking_and_unknown_expiry_keep_an_account_from_being_due() -> None:
+def test_backoff_and_relinking_keep_an_account_from_being_due() -> None:
     spec = refresh_spec("claude", {})
     assert spec is not None
     due = {"status": "active", "expiresAt": NOW + 60}
@@ -186,7 +186,50 @@ def test_backoff_relinking_and_unknown_expiry_keep_an_account_from_being_due() -
     assert not is_due({**due, "retryAt": NOW + 1}, spec, NOW, PERIOD)
     assert is_due({**due, "retryAt": NOW}, spec, NOW, PERIOD)
     assert not is_due({**due, "status": "relink_needed"}, spec, NOW, PERIOD)
-    assert not is_due({**due, "expiresAt": 0}, spec, NOW, PERIOD)
+
+
+def test_a_token_of_unknown_lifetime_is_refreshed_within_the_hour_it_was_obtained() -> None:
+    """No `expires_in` and no JWT `exp`: the token is taken to live an hour (the shortest any provider uses)
+    from its last refresh, or its link, so it is never served dead for long and never left unrefreshed."""
+    from datetime import UTC, datetime
+
+    spec = refresh_spec("codex", {})  # a lead (5 days) longer than the assumed life: capped at half of it
+    assert spec is not None
+
+    def at(offset: float) -> str:
+        return datetime.fromtimestamp(NOW + offset, UTC).isoformat(timespec="seconds")
+
+    linked = {"status": "active", "expiresAt": 0, "linkedAt": at(0)}
+    assert not is_due(linked, spec, NOW + 60, PERIOD)
+    assert is_due(linked, spec, NOW + 1800 - PERIOD, PERIOD)
+    refreshed = {**linked, "refreshedAt": at(3000)}
+    assert not is_due(refreshed, spec, NOW + 3000 + 60, PERIOD)
+    assert is_due(refreshed, spec, NOW + 3000 + 1800, PERIOD)
+    assert not is_due({"status": "active", "expiresAt": 0}, spec, NOW, PERIOD)  # no time known at all
+
+
+@pytest.mark.anyio
+async def test_a_lease_is_dated_from_when_it_is_taken_not_from_the_start_of_the_run(
+    fake: TokenServerState, target: Target, http: HttpxUpstream
+) -> None:
+    """Accounts of one run wait their turn; a lease dated from the run's start could lapse under its holder."""
+    taken: list[float] = []
+    leases = target.leases()
+
+    class Recording:
+        def acquire(self, name: str, owner: str, now: float, seconds: float) -> bool:
+            taken.append(now)
+            return leases.acquire(name, owner, now, seconds)
+
+        def release(self, name: str, owner: str) -> bool:
+            return leases.release(name, owner)
+
+    conn = target.link("claude", fake.family(client_id=client_id("claude")), NOW + 60)
+    later = NOW + 100  # the moment this account's turn came
+    refresher = TokenRefresher(target.store, target.cipher, Recording(), http, lambda: later, period=PERIOD)
+    report = await refresher.refresh_due(NOW)
+    assert [r.outcome for r in report.results] == [Outcome.REFRESHED] and taken == [later]
+    assert target.record(conn).data["tokenVersion"] == 2
 
 
 def test_backoff_doubles_from_a_minute_up_to_an_hour() -> None:
