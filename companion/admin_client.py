@@ -12,11 +12,12 @@ from the owner's AWS credentials (no admin secret exists in the cloud).
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import httpx
 import typer
@@ -162,6 +163,24 @@ class SigV4Signer:
                 request.headers[name] = value
 
 
+def refuse_plain_http(url: str) -> None:
+    """Admin calls carry the admin token, and some carry credentials (a linked account's tokens, provider
+    keys with `sync --secrets`): over plain http they may only go to this machine."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    if parts.scheme != "http" or host == "localhost" or host.endswith(".localhost"):
+        return
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            return
+    except ValueError:
+        pass
+    raise AdminFailure(
+        f"{url} is plain http to another machine: the admin token and any credentials would travel "
+        "unencrypted. Use https (a TLS proxy in front of `omniroute serve`, or the cloud target)."
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class AdminClient:
     """A gateway's admin API at `url`, called with `token` (which came from `source`, named in messages), or,
@@ -214,6 +233,7 @@ class AdminClient:
     ) -> dict[str, Any]:
         """The JSON object the gateway answered ({} for 204 No Content), or AdminFailure saying why there is none."""
         url, target = self.url, self.url.rstrip("/") + path + query_string(params)
+        refuse_plain_http(url)
         try:
             # trust_env=False: the admin token goes straight to the gateway, never through a proxy set for
             # other traffic.

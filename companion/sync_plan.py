@@ -12,7 +12,7 @@ nothing to offer, and keys that differ where no base tag exists conflict. Pure: 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -31,7 +31,7 @@ class Listed:
     etag: str  # the version in the listing's mode: what `ifMatch` must name
     settings_etag: str  # the version without API keys
     key_tag: str | None
-    data: Mapping[str, Any]
+    data: Mapping[str, Any] = field(repr=False)  # holds a connection's API key when synced with secrets
 
     @classmethod
     def from_json(cls, entry: Mapping[str, Any]) -> Listed:

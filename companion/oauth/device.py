@@ -34,6 +34,7 @@ CLIENT_NAME = "OmniRoute Edge"
 Pending = Literal["pending", "slow_down"]
 PENDING: Pending = "pending"
 SLOW_DOWN: Pending = "slow_down"
+MIN_INTERVAL_SECONDS = 1.0
 
 
 def poll(
@@ -42,6 +43,7 @@ def poll(
     """Call `attempt` every `interval` seconds (growing by 5 s at each `slow_down`) until it returns an answer;
     LinkError once the code's `lifetime` has passed. Time is counted in the intervals slept."""
     waited = 0.0
+    interval = max(interval, MIN_INTERVAL_SECONDS)  # a provider announcing 0 would otherwise be polled flat out
     while waited < lifetime:
         ctx.sleep(interval)
         waited += interval

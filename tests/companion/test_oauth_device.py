@@ -10,22 +10,8 @@ import pytest
 
 from companion.oauth.device import run_device
 from companion.oauth.session import FlowOptions, LinkContext, LinkError
-from shared.providers.oauth import HOSTS_ENV, DeviceLogin, LoginMethod, OAuthProvider, oauth_provider
-from tests.fakes.oauth_servers import XAI_DEVICE_URL, OAuthFake, OAuthFakeState, serve_oauth_fake
-
-
-@pytest.fixture(scope="module")
-def served() -> Iterator[tuple[OAuthFake, str]]:
-    with serve_oauth_fake() as running:
-        yield running
-
-
-@pytest.fixture
-def fake(served: tuple[OAuthFake, str], monkeypatch: pytest.MonkeyPatch) -> OAuthFake:
-    server, hosts = served
-    server.state = OAuthFakeState()
-    monkeypatch.setenv(HOSTS_ENV, hosts)
-    return server
+from shared.providers.oauth import DeviceLogin, LoginMethod, OAuthProvider, oauth_provider
+from tests.fakes.oauth_servers import XAI_DEVICE_URL, OAuthFake
 
 
 class User:
@@ -78,7 +64,7 @@ def test_kimi_reads_rfc_errors_sent_with_http_400_and_offers_the_complete_uri(fa
     provider, method, _ = row("kimi-code")
     fake.state.device_script = ["pending", "pending", "success"]
     grant = run_device(user.ctx, provider, method, FlowOptions())
-    assert len(fake.state.polls) == 3 and user.slept == [0, 0, 0]
+    assert len(fake.state.polls) == 3 and user.slept == [1, 1, 1]  # the fake announces 0: polled once a second
     assert grant.tokens.refresh_token == fake.state.last_reply("kimi-code")["refresh_token"]
     assert grant.expires_at > 0
     assert user.opened == ["https://auth.kimi.com/activate?user_code=WDJB-MJHT"]

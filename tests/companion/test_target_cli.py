@@ -471,3 +471,12 @@ def test_help_lists_the_target_commands(env: dict[str, str | None]) -> None:
     cloud = omniroute(env, "target", "cloud", "--help")
     for option in ("--gateway-url", "--admin-url", "--stack", "--region", "--profile"):
         assert option in cloud.stdout
+
+
+def test_admin_calls_over_plain_http_go_only_to_this_machine(tmp_path: Path) -> None:
+    """The admin token (and, for login or `sync --secrets`, credentials) must not cross a network unencrypted."""
+    result = run_command(
+        "status", ("--url", "http://192.0.2.10:20128", "--token", "secret-admin-token"), "secret-admin-token",
+        {"HOME": str(tmp_path)},
+    )  # fmt: skip
+    assert result.exit_code == 2 and "plain http to another machine" in result.output

@@ -70,21 +70,20 @@ def keeps_state(executor: Executor) -> bool:
     return bool(getattr(executor, "keeps_state", True))
 
 
-def _registry() -> dict[str, Executor]:
-    loaded: dict[str, Executor] = {}
-    for provider_id, target in _EXECUTOR_CLASSES.items():
-        module, _, name = target.partition(":")
-        cls = getattr(importlib.import_module(f"shared.providers.executors.{module}"), name)
-        loaded[provider_id] = cls()
-    return loaded
-
-
-_EXECUTORS: dict[str, Executor] | None = None
+_LOADED: dict[str, Executor] = {}
 
 
 def executor_for(provider_id: str) -> Executor | None:
-    """The executor of a catalogue provider id, or None (then the catalogue row alone says how to call it)."""
-    global _EXECUTORS
-    if _EXECUTORS is None:
-        _EXECUTORS = _registry()
-    return _EXECUTORS.get(provider_id)
+    """The executor of a catalogue provider id, or None (then the catalogue row alone says how to call it).
+    Each executor's module is imported the first time its provider is asked for, not before: a gateway
+    serving only API-key providers never loads one (a shorter cold start)."""
+    found = _LOADED.get(provider_id)
+    if found is not None:
+        return found
+    target = _EXECUTOR_CLASSES.get(provider_id)
+    if target is None:
+        return None
+    module, _, name = target.partition(":")
+    executor: Executor = getattr(importlib.import_module(f"shared.providers.executors.{module}"), name)()
+    _LOADED[provider_id] = executor
+    return executor
