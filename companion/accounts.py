@@ -6,14 +6,13 @@ who the account is) and never a token.
 
 from __future__ import annotations
 
-import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from companion.admin_client import (
@@ -27,6 +26,7 @@ from companion.admin_client import (
     obj,
     path_segment,
 )
+from companion.render import admin_listing, admin_show, describe_record, echo_json, safe
 
 app = typer.Typer(
     help="Linked subscription (OAuth) accounts: list, inspect, enable, disable, refresh, remove.", no_args_is_help=True
@@ -38,18 +38,9 @@ _STATUS_STYLES = {"active": "green", "relink_needed": "bold red"}
 
 
 @app.command("list")
-def list_accounts(
-    url: TargetUrlOption = None, token: TokenOption = None, data_dir: DataDirOption = None, as_json: JsonOption = False
-) -> None:
+@admin_listing("/api/oauth/accounts", "accounts", "No linked accounts. Link one with `omniroute login <provider>`.")
+def list_accounts(accounts: list[dict[str, Any]]) -> None:
     """List linked accounts: provider, who they are, status and when their access token expires."""
-    payload = admin_call(url, token, data_dir, lambda c: c.get("/api/oauth/accounts"))
-    if as_json:
-        _echo_json(payload)
-        return
-    accounts = [a for a in payload.get("accounts") or [] if isinstance(a, dict)]
-    if not accounts:
-        Console().print("No linked accounts. Link one with `omniroute login <provider>`.")
-        return
     out = Console()
     out.print(accounts_table(accounts, time.time()))
     for account in accounts:
@@ -72,12 +63,14 @@ def show(
     as_json: JsonOption = False,
 ) -> None:
     """Show one linked account: its credential status, token expiry, refresh history and what it is."""
-    payload = admin_call(url, token, data_dir, lambda c: c.get(f"/api/oauth/accounts/{path_segment(id)}"))
-    if as_json:
-        _echo_json(payload)
-        return
-    account = obj(payload.get("account"))
-    Console().print(account_details(account, time.time()))
+    admin_show(
+        url,
+        token,
+        data_dir,
+        as_json,
+        lambda c: c.get(f"/api/oauth/accounts/{path_segment(id)}"),
+        lambda payload: Console().print(account_details(obj(payload.get("account")), time.time())),
+    )
 
 
 @app.command()
@@ -90,14 +83,13 @@ def remove(
 ) -> None:
     """Remove a linked account: the connection and its stored tokens (link it again with `omniroute login`)."""
 
-    def run(client: AdminClient) -> dict[str, Any]:
-        account = _account(client, id)
+    def delete(client: AdminClient, account: dict[str, Any]) -> dict[str, Any]:
         if not yes:
             typer.confirm(f"Remove {describe(account)}? Its tokens are deleted from the target.", abort=True)
         client.delete(f"/api/providers/{path_segment(id)}")
         return account
 
-    account = admin_call(url, token, data_dir, run)
+    account = _with_account(id, url, token, data_dir, delete)
     Console().print(f"Removed {describe(account)}.", soft_wrap=True, highlight=False)
 
 
@@ -127,8 +119,7 @@ def refresh(
 ) -> None:
     """Refresh the account's tokens now, instead of waiting for the target's scheduled refresh."""
 
-    def run(client: AdminClient) -> dict[str, Any]:
-        account = _account(client, id)  # a wrong id is the API's "no such account", not a missing route
+    def renew(client: AdminClient, account: dict[str, Any]) -> dict[str, Any]:
         if account.get("oauth") is None:
             raise AdminFailure(f"{describe(account)} is not a linked OAuth account: it has no tokens to refresh", 1)
         try:
@@ -143,9 +134,9 @@ def refresh(
                 ) from failure
             raise
 
-    payload = admin_call(url, token, data_dir, run)
+    payload = _with_account(id, url, token, data_dir, renew)
     if as_json:
-        _echo_json(payload)
+        echo_json(payload)
     account = obj(payload.get("account")) or {"id": id}
     done = obj(payload.get("refresh"))
     outcome, detail = str(done.get("outcome") or "refreshed"), str(done.get("detail") or "")
@@ -153,7 +144,7 @@ def refresh(
         raise typer.Exit(0 if outcome in ("refreshed", "skipped") else 1)
     oauth = obj(account.get("oauth"))
     expiry = expiry_text(oauth.get("expiresAt"), time.time())
-    because = f" ({_safe(detail)})" if detail else ""
+    because = f" ({safe(detail)})" if detail else ""
     if outcome == "refreshed":
         Console().print(f"Refreshed {describe(account)}: token {expiry}.", soft_wrap=True, highlight=False)
         return
@@ -175,9 +166,21 @@ def refresh(
 # --------------------------------------------------------------------------------------------
 
 
-def _account(client: AdminClient, id: str) -> dict[str, Any]:
-    account = client.get(f"/api/oauth/accounts/{path_segment(id)}").get("account")
-    return account if isinstance(account, dict) else {"id": id}
+def _with_account(
+    id: str,
+    url: str | None,
+    token: str | None,
+    data_dir: Path | None,
+    act: Callable[[AdminClient, dict[str, Any]], dict[str, Any]],
+) -> dict[str, Any]:
+    """Look the account up first (so a wrong id is the API's "no such account", not a missing route), then
+    `act` on it with the same client; any AdminFailure leaves the command."""
+
+    def run(client: AdminClient) -> dict[str, Any]:
+        found = client.get(f"/api/oauth/accounts/{path_segment(id)}").get("account")
+        return act(client, found if isinstance(found, dict) else {"id": id})
+
+    return admin_call(url, token, data_dir, run)
 
 
 def _set_enabled(id: str, enabled: bool, url: str | None, token: str | None, data_dir: Path | None) -> None:
@@ -189,25 +192,13 @@ def _set_enabled(id: str, enabled: bool, url: str | None, token: str | None, dat
     Console().print(f"{state} {describe(connection)}.", soft_wrap=True, highlight=False)
 
 
-def _echo_json(payload: object) -> None:
-    typer.echo(json.dumps(payload, indent=2, ensure_ascii=False))
-
-
-def _safe(value: object) -> str:
-    """A value from the target shown as text even if it looks like Rich markup."""
-    return escape(str(value))
-
-
 def describe(account: dict[str, Any]) -> str:
     """`claude account me@example.com (conn_ab12)`."""
-    return (
-        f"{_safe(account.get('provider') or '?')} account {_safe(account.get('name') or '?')} "
-        f"({_safe(account.get('id') or '?')})"
-    )
+    return describe_record(account, "account")
 
 
 def relink_command(account: dict[str, Any]) -> str:
-    return f"`omniroute login {_safe(account.get('provider') or '?')} --relink {_safe(account.get('id') or '?')}`"
+    return f"`omniroute login {safe(account.get('provider') or '?')} --relink {safe(account.get('id') or '?')}`"
 
 
 def who(meta: dict[str, Any]) -> str:
@@ -259,13 +250,13 @@ def accounts_table(accounts: list[dict[str, Any]], now: float) -> Table:
         status, style = _status(account, oauth)
         note = oauth.get("relinkReason") or oauth.get("lastError") or ""
         table.add_row(
-            _safe(account.get("id", "?")),
-            _safe(account.get("provider", "?")),
-            _safe(account.get("name") or "—"),
-            _safe(who(meta)),
-            f"[{style}]{_safe(status)}[/{style}]" if style else _safe(status),
-            _safe(expiry_text(oauth.get("expiresAt"), now)),
-            _safe(note),
+            safe(account.get("id", "?")),
+            safe(account.get("provider", "?")),
+            safe(account.get("name") or "—"),
+            safe(who(meta)),
+            f"[{style}]{safe(status)}[/{style}]" if style else safe(status),
+            safe(expiry_text(oauth.get("expiresAt"), now)),
+            safe(note),
         )
     return table
 
@@ -291,10 +282,10 @@ def account_details(account: dict[str, Any], now: float) -> Table:
         ("Base URL", account.get("baseUrl")),
     ]
     rows += [(f"meta.{key}", value) for key, value in sorted(meta.items())]
-    table = Table(show_header=False, title=f"Account {_safe(account.get('id') or '?')}")
+    table = Table(show_header=False, title=f"Account {safe(account.get('id') or '?')}")
     table.add_column("Field", style="bold")
     table.add_column("Value")
     for label, value in rows:
         if value is not None and value != "":
-            table.add_row(label, _safe(value))
+            table.add_row(label, safe(value))
     return table

@@ -3,13 +3,11 @@ then cheap or free models), used as a model name by coding tools."""
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from companion.admin_client import (
@@ -21,6 +19,7 @@ from companion.admin_client import (
     obj,
     path_segment,
 )
+from companion.render import admin_listing, admin_show, safe
 
 app = typer.Typer(help="Combos: one model name that falls back through a list of models.", no_args_is_help=True)
 
@@ -29,27 +28,20 @@ NameArgument = Annotated[str, typer.Argument(help="The combo's name (what client
 
 
 @app.command("list")
-def list_combos(
-    url: TargetUrlOption = None, token: TokenOption = None, data_dir: DataDirOption = None, as_json: JsonOption = False
-) -> None:
+@admin_listing(
+    "/api/combos", "combos", "No combos yet. Create one with `omniroute combos create NAME --model prefix/model ...`."
+)
+def list_combos(combos: list[dict[str, Any]]) -> None:
     """List combos: strategy and models in order."""
-    payload = admin_call(url, token, data_dir, lambda c: c.get("/api/combos"))
-    if as_json:
-        _echo_json(payload)
-        return
-    combos = [c for c in payload.get("combos") or [] if isinstance(c, dict)]
-    if not combos:
-        Console().print("No combos yet. Create one with `omniroute combos create NAME --model prefix/model ...`.")
-        return
     table = Table(title="Combos")
     for name in ("Name", "Strategy", "Models", "Config"):
         table.add_column(name)
     for combo in combos:
         table.add_row(
-            _safe(combo.get("name", "?")),
-            _safe(combo.get("strategy") or "priority"),
-            _safe(" → ".join(target_text(m) for m in combo.get("models") or [])),
-            _safe(config_text(combo.get("config"))),
+            safe(combo.get("name", "?")),
+            safe(combo.get("strategy") or "priority"),
+            safe(" → ".join(target_text(m) for m in combo.get("models") or [])),
+            safe(config_text(combo.get("config"))),
         )
     Console().print(table)
 
@@ -63,12 +55,14 @@ def show(
     as_json: JsonOption = False,
 ) -> None:
     """Show one combo: its strategy, settings and each model it tries."""
-    payload = admin_call(url, token, data_dir, lambda c: c.get(f"/api/combos/{_path(name)}"))
-    if as_json:
-        _echo_json(payload)
-        return
-    combo = obj(payload.get("combo"))
-    print_combo(Console(), combo)
+    admin_show(
+        url,
+        token,
+        data_dir,
+        as_json,
+        lambda c: c.get(f"/api/combos/{_path(name)}"),
+        lambda payload: print_combo(Console(), obj(payload.get("combo"))),
+    )
 
 
 @app.command()
@@ -99,14 +93,14 @@ def create(
     body: dict[str, Any] = {"name": name, "models": [model_entry(m) for m in model]}
     if strategy:
         body["strategy"] = strategy
-    payload = admin_call(url, token, data_dir, lambda c: c.post("/api/combos", body))
-    if as_json:
-        _echo_json(payload)
-        return
-    combo = obj(payload.get("combo"))
-    out = Console()
-    out.print(f"Created combo {_safe(combo.get('name') or name)}.", highlight=False)
-    print_combo(out, combo)
+
+    def created(payload: dict[str, Any]) -> None:
+        combo = obj(payload.get("combo"))
+        out = Console()
+        out.print(f"Created combo {safe(combo.get('name') or name)}.", highlight=False)
+        print_combo(out, combo)
+
+    admin_show(url, token, data_dir, as_json, lambda c: c.post("/api/combos", body), created)
 
 
 @app.command()
@@ -115,7 +109,7 @@ def delete(
 ) -> None:
     """Delete a combo (refused while another combo, alias or fallback chain uses it)."""
     admin_call(url, token, data_dir, lambda c: c.delete(f"/api/combos/{_path(name)}"))
-    Console().print(f"Deleted combo {_safe(name)}.", highlight=False)
+    Console().print(f"Deleted combo {safe(name)}.", highlight=False)
 
 
 # --------------------------------------------------------------------------------------------
@@ -156,8 +150,8 @@ def config_text(config: object) -> str:
 
 def print_combo(console: Console, combo: dict[str, Any]) -> None:
     console.print(
-        f"Combo {_safe(combo.get('name') or '?')} · strategy {_safe(combo.get('strategy') or 'priority')} · "
-        f"config {_safe(config_text(combo.get('config')))}",
+        f"Combo {safe(combo.get('name') or '?')} · strategy {safe(combo.get('strategy') or 'priority')} · "
+        f"config {safe(config_text(combo.get('config')))}",
         soft_wrap=True,
         highlight=False,
     )
@@ -168,17 +162,8 @@ def print_combo(console: Console, combo: dict[str, Any]) -> None:
         fields = entry if isinstance(entry, dict) else {"model": entry}
         table.add_row(
             str(i),
-            _safe(fields.get("model", "?")),
-            _safe(fields.get("weight", 1)),
-            _safe(fields.get("connectionId") or "any"),
+            safe(fields.get("model", "?")),
+            safe(fields.get("weight", 1)),
+            safe(fields.get("connectionId") or "any"),
         )
     console.print(table)
-
-
-def _echo_json(payload: object) -> None:
-    typer.echo(json.dumps(payload, indent=2, ensure_ascii=False))
-
-
-def _safe(value: object) -> str:
-    """A value from the target shown as text even if it looks like Rich markup."""
-    return escape(str(value))

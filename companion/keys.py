@@ -3,12 +3,10 @@ each key, so a new key is shown once, when it is created."""
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from companion.admin_client import (
@@ -20,33 +18,25 @@ from companion.admin_client import (
     admin_call,
     path_segment,
 )
+from companion.render import admin_listing, echo_json, safe, yes_no
 
 app = typer.Typer(help="Gateway API keys: list, create (shown once), revoke.", no_args_is_help=True)
 
 
 @app.command("list")
-def list_keys(
-    url: TargetUrlOption = None, token: TokenOption = None, data_dir: DataDirOption = None, as_json: JsonOption = False
-) -> None:
+@admin_listing("/api/keys", "keys", "No API keys yet. Create one with `omniroute keys create NAME`.")
+def list_keys(keys: list[dict[str, Any]]) -> None:
     """List API keys (only a recognisable part of each is kept)."""
-    payload = admin_call(url, token, data_dir, lambda c: c.get("/api/keys"))
-    if as_json:
-        _echo_json(payload)
-        return
-    keys = [k for k in payload.get("keys") or [] if isinstance(k, dict)]
-    if not keys:
-        Console().print("No API keys yet. Create one with `omniroute keys create NAME`.")
-        return
     table = Table(title="API keys")
     for name in ("ID", "Name", "Key", "Enabled", "Created", "Budget"):
         table.add_column(name)
     for key in keys:
         table.add_row(
-            _safe(key.get("id", "?")),
-            _safe(key.get("name") or "—"),
-            _safe(key.get("key") or "—"),
-            "yes" if key.get("enabled", True) else "[dim]no[/dim]",
-            _safe(key.get("createdAt") or "—"),
+            safe(key.get("id", "?")),
+            safe(key.get("name") or "—"),
+            safe(key.get("key") or "—"),
+            yes_no(bool(key.get("enabled", True))),
+            safe(key.get("createdAt") or "—"),
             "set" if key.get("budget") else "none",
         )
     Console().print(table)
@@ -63,11 +53,11 @@ def create(
     """Create an API key and print it once: it cannot be shown again."""
     payload = admin_call(url, token, data_dir, lambda c: c.post("/api/keys", {"name": name}))
     if as_json:
-        _echo_json(payload)  # the caller asked for the key in machine form
+        echo_json(payload)  # the caller asked for the key in machine form
         return
     err = Console(stderr=True)
     err.print(
-        f"Created API key {_safe(payload.get('id') or '?')} ({_safe(payload.get('name') or name)}). "
+        f"Created API key {safe(payload.get('id') or '?')} ({safe(payload.get('name') or name)}). "
         "[bold yellow]Copy it now: it is not shown again.[/bold yellow]",
         soft_wrap=True,
         highlight=False,
@@ -102,14 +92,5 @@ def revoke(
 
 
 def describe(key: dict[str, Any]) -> str:
-    name = f" ({_safe(key['name'])}, {_safe(key.get('key') or '…')})" if key.get("name") else ""
-    return f"key {_safe(key.get('id') or '?')}{name}"
-
-
-def _echo_json(payload: object) -> None:
-    typer.echo(json.dumps(payload, indent=2, ensure_ascii=False))
-
-
-def _safe(value: object) -> str:
-    """A value from the target shown as text even if it looks like Rich markup."""
-    return escape(str(value))
+    name = f" ({safe(key['name'])}, {safe(key.get('key') or '…')})" if key.get("name") else ""
+    return f"key {safe(key.get('id') or '?')}{name}"

@@ -8,13 +8,11 @@ not sit in the shell's history.
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from companion.admin_client import (
@@ -27,6 +25,7 @@ from companion.admin_client import (
     obj,
     path_segment,
 )
+from companion.render import admin_listing, admin_show, describe_record, echo_json, print_answer, safe, yes_no
 
 app = typer.Typer(help="Provider catalogue, API-key connections and custom provider nodes.", no_args_is_help=True)
 
@@ -53,7 +52,7 @@ def catalog(as_json: Annotated[bool, typer.Option("--json", help="Print the cata
         for spec in PROVIDERS
     ]
     if as_json:
-        _echo_json({"providers": rows})
+        echo_json({"providers": rows})
         return
     table = Table(title="Provider catalogue")
     for name in ("ID", "Prefix", "Name", "Auth", "Format"):
@@ -68,29 +67,20 @@ def catalog(as_json: Annotated[bool, typer.Option("--json", help="Print the cata
             how, style = f"providers add {row['id']}", None
         prefixes = ", ".join([str(row["prefix"]), *spec_aliases(row)])
         table.add_row(
-            *(_safe(v) for v in (row["id"], prefixes, row["name"], row["auth"], row["format"], how)), style=style
+            *(safe(v) for v in (row["id"], prefixes, row["name"], row["auth"], row["format"], how)), style=style
         )
     out = Console()
     out.print(table)
     for row in rows:
         if row["retiredNote"]:
-            out.print(f"{_safe(row['id'])}: {_safe(row['retiredNote'])}", soft_wrap=True, highlight=False)
+            out.print(f"{safe(row['id'])}: {safe(row['retiredNote'])}", soft_wrap=True, highlight=False)
 
 
 @app.command("list")
-def list_connections(
-    url: TargetUrlOption = None, token: TokenOption = None, data_dir: DataDirOption = None, as_json: JsonOption = False
-) -> None:
+@admin_listing("/api/providers", "connections", "No connections yet. Add one with `omniroute providers add PROVIDER`.")
+def list_connections(found: list[dict[str, Any]]) -> None:
     """List the target's connections (accounts per provider), API keys masked."""
-    payload = admin_call(url, token, data_dir, lambda c: c.get("/api/providers"))
-    if as_json:
-        _echo_json(payload)
-        return
-    connections = [c for c in payload.get("connections") or [] if isinstance(c, dict)]
-    if not connections:
-        Console().print("No connections yet. Add one with `omniroute providers add PROVIDER`.")
-        return
-    Console().print(connections_table(connections))
+    Console().print(connections_table(found))
 
 
 @app.command()
@@ -175,23 +165,18 @@ def remove(
 
 
 @app.command()
-def nodes(
-    url: TargetUrlOption = None, token: TokenOption = None, data_dir: DataDirOption = None, as_json: JsonOption = False
-) -> None:
+@admin_listing(
+    "/api/provider-nodes",
+    "nodes",
+    "No provider nodes. Add one with `omniroute providers add-node PREFIX --base-url URL`.",
+)
+def nodes(found: list[dict[str, Any]]) -> None:
     """List custom provider nodes (your own OpenAI/Anthropic/Gemini-compatible endpoints)."""
-    payload = admin_call(url, token, data_dir, lambda c: c.get("/api/provider-nodes"))
-    if as_json:
-        _echo_json(payload)
-        return
-    found = [n for n in payload.get("nodes") or [] if isinstance(n, dict)]
-    if not found:
-        Console().print("No provider nodes. Add one with `omniroute providers add-node PREFIX --base-url URL`.")
-        return
     table = Table(title="Provider nodes")
     for name in ("ID", "Prefix", "Name", "API type", "Base URL"):
         table.add_column(name)
     for node in found:
-        table.add_row(*(_safe(node.get(k) or "—") for k in ("id", "prefix", "name", "apiType", "baseUrl")))
+        table.add_row(*(safe(node.get(k) or "—") for k in ("id", "prefix", "name", "apiType", "baseUrl")))
     Console().print(table)
 
 
@@ -210,17 +195,17 @@ def add_node(
     body: dict[str, Any] = {"prefix": prefix, "baseUrl": base_url, "apiType": api_type}
     if name:
         body["name"] = name
-    payload = admin_call(url, token, data_dir, lambda c: c.post("/api/provider-nodes", body))
-    if as_json:
-        _echo_json(payload)
-        return
-    node = obj(payload.get("node"))
-    Console().print(
-        f"Added node {_safe(node.get('id') or '?')}: {_safe(node.get('prefix') or prefix)}/… → "
-        f"{_safe(node.get('baseUrl') or base_url)} ({_safe(node.get('apiType') or api_type)}).",
-        soft_wrap=True,
-        highlight=False,
-    )
+
+    def added(payload: dict[str, Any]) -> None:
+        node = obj(payload.get("node"))
+        Console().print(
+            f"Added node {safe(node.get('id') or '?')}: {safe(node.get('prefix') or prefix)}/… → "
+            f"{safe(node.get('baseUrl') or base_url)} ({safe(node.get('apiType') or api_type)}).",
+            soft_wrap=True,
+            highlight=False,
+        )
+
+    admin_show(url, token, data_dir, as_json, lambda c: c.post("/api/provider-nodes", body), added)
 
 
 @app.command("remove-node")
@@ -232,7 +217,7 @@ def remove_node(
 ) -> None:
     """Remove a provider node (its connections and models must be removed first)."""
     admin_call(url, token, data_dir, lambda c: c.delete(f"/api/provider-nodes/{path_segment(id)}"))
-    Console().print(f"Removed node {_safe(id)}.", highlight=False)
+    Console().print(f"Removed node {safe(id)}.", highlight=False)
 
 
 # --------------------------------------------------------------------------------------------
@@ -261,28 +246,16 @@ def read_key(value: str | None, *, prompt: bool) -> str | None:
 
 
 def _show_connection(verb: str, payload: dict[str, Any], as_json: bool) -> None:
-    if as_json:
-        _echo_json(payload)
-        return
-    connection = obj(payload.get("connection"))
-    Console().print(f"{verb} {describe(connection)}.", soft_wrap=True, highlight=False)
-    Console().print(connections_table([connection]))
+    def show(answer: dict[str, Any]) -> None:
+        connection = obj(answer.get("connection"))
+        Console().print(f"{verb} {describe(connection)}.", soft_wrap=True, highlight=False)
+        Console().print(connections_table([connection]))
 
-
-def _echo_json(payload: object) -> None:
-    typer.echo(json.dumps(payload, indent=2, ensure_ascii=False))
-
-
-def _safe(value: object) -> str:
-    """A value from the target shown as text even if it looks like Rich markup."""
-    return escape(str(value))
+    print_answer(payload, as_json, show)
 
 
 def describe(connection: dict[str, Any]) -> str:
-    return (
-        f"{_safe(connection.get('provider') or '?')} connection {_safe(connection.get('name') or '?')} "
-        f"({_safe(connection.get('id') or '?')})"
-    )
+    return describe_record(connection, "connection")
 
 
 def credential(connection: dict[str, Any]) -> str:
@@ -302,15 +275,14 @@ def connections_table(connections: list[dict[str, Any]]) -> Table:
     for name in ("ID", "Provider", "Name", "Priority", "Enabled", "Credential", "Base URL", "Default model"):
         table.add_column(name, justify="right" if name == "Priority" else "left")
     for c in connections:
-        enabled = bool(c.get("enabled", True))
         table.add_row(
-            _safe(c.get("id", "?")),
-            _safe(c.get("provider", "?")),
-            _safe(c.get("name") or "—"),
-            _safe(c.get("priority", 0)),
-            "yes" if enabled else "[dim]no[/dim]",
-            _safe(credential(c)),
-            _safe(c.get("baseUrl") or "default"),
-            _safe(c.get("defaultModel") or "—"),
+            safe(c.get("id", "?")),
+            safe(c.get("provider", "?")),
+            safe(c.get("name") or "—"),
+            safe(c.get("priority", 0)),
+            yes_no(bool(c.get("enabled", True))),
+            safe(credential(c)),
+            safe(c.get("baseUrl") or "default"),
+            safe(c.get("defaultModel") or "—"),
         )
     return table

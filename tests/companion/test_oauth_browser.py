@@ -21,26 +21,10 @@ from shared.providers.oauth import HOSTS_ENV, BrowserLogin, LoginMethod, OAuthPr
 from tests.fakes.oauth_servers import (
     FakeBrowser,
     OAuthFake,
-    OAuthFakeState,
     override_port,
-    serve_oauth_fake,
     shown_code,
 )
 from tests.fakes.server import free_port
-
-
-@pytest.fixture(scope="module")
-def served() -> Iterator[tuple[OAuthFake, str]]:
-    with serve_oauth_fake() as running:
-        yield running
-
-
-@pytest.fixture
-def fake(served: tuple[OAuthFake, str], monkeypatch: pytest.MonkeyPatch) -> OAuthFake:
-    server, hosts = served
-    server.state = OAuthFakeState()
-    monkeypatch.setenv(HOSTS_ENV, hosts)
-    return server
 
 
 @pytest.fixture

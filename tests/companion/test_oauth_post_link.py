@@ -22,30 +22,14 @@ from companion.oauth.post_link import (
 )
 from companion.oauth.session import FlowOptions, LinkContext, LinkError
 from shared.domain.oauth import OAuthTokens
-from shared.providers.oauth import HOSTS_ENV, OAUTH_PROVIDERS, OAuthProvider, oauth_provider
+from shared.providers.oauth import OAUTH_PROVIDERS, OAuthProvider, oauth_provider
 from tests.fakes.oauth_servers import (
     COPILOT_API,
     EXISTING_PROJECT,
     ONBOARDED_PROJECT,
     OAuthFake,
-    OAuthFakeState,
     make_jwt,
-    serve_oauth_fake,
 )
-
-
-@pytest.fixture(scope="module")
-def served() -> Iterator[tuple[OAuthFake, str]]:
-    with serve_oauth_fake() as running:
-        yield running
-
-
-@pytest.fixture
-def fake(served: tuple[OAuthFake, str], monkeypatch: pytest.MonkeyPatch) -> OAuthFake:
-    server, hosts = served
-    server.state = OAuthFakeState()
-    monkeypatch.setenv(HOSTS_ENV, hosts)
-    return server
 
 
 @pytest.fixture

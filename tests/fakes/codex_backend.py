@@ -37,7 +37,14 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from tests.fakes.control import fake_app
-from tests.fakes.openai_upstream import FakeAPIError, RecordedRequest, canned_response, paced_response, pacing_for
+from tests.fakes.openai_upstream import (
+    SSE_CONTENT_TYPE,
+    FakeAPIError,
+    canned_response,
+    paced_response,
+    pacing_for,
+    read_and_record,
+)
 from tests.fakes.responses_upstream import (
     FAIL_STREAM,
     ResponsesState,
@@ -67,7 +74,6 @@ UNSUPPORTED: Final[tuple[str, ...]] = (
     "metadata",
     "user",
 )
-_SSE_CONTENT_TYPE: Final = "text/event-stream; charset=utf-8"
 
 
 def usage_headers(primary: float = 12.0, secondary: float = 40.0) -> dict[str, str]:
@@ -153,21 +159,7 @@ class _Handlers:
             raise CodexError(403, "The ChatGPT account does not match the token.")
 
     async def create(self, request: Request) -> Response:
-        raw = await request.body()
-        try:
-            body: Any = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            body = None
-        if self.state.record:
-            self.state.requests.append(
-                RecordedRequest(
-                    method=request.method,
-                    path=request.url.path,
-                    query=request.url.query,
-                    headers={k.lower(): v for k, v in request.headers.items()},
-                    body=body,
-                )
-            )
+        body, _ = await read_and_record(request, self.state)
         try:
             return await self._answer(request, body)
         except CodexError as error:
@@ -207,7 +199,7 @@ class _Handlers:
                 error={"code": "server_error", "message": "Codex backend failed while answering."},
             )
             events.append({"type": "response.failed", "sequence_number": len(events), "response": failed})
-        headers = {"content-type": _SSE_CONTENT_TYPE, "cache-control": "no-cache", **usage_headers()}
+        headers = {"content-type": SSE_CONTENT_TYPE, "cache-control": "no-cache", **usage_headers()}
         return paced_response([sse_frame(e) for e in events], headers, await pacing_for(fault))
 
 

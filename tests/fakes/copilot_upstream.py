@@ -34,20 +34,20 @@ from starlette.routing import Route
 
 from tests.fakes.control import fake_app
 from tests.fakes.openai_upstream import (
+    SSE_CONTENT_TYPE,
     FakeAPIError,
     FakeUpstreamState,
-    RecordedRequest,
     build_reply,
     canned_response,
     completion_object,
     error_payload,
+    read_and_record,
     stream_frames,
 )
 
 DEFAULT_MODELS: Final[tuple[str, ...]] = ("gpt-5-mini", "gpt-5.2", "claude-sonnet-4.5", "claude-haiku-4.5", "gpt-4.1")
 PART_TYPES: Final = ("text", "image_url")
 _NEW_TOKEN_LIMIT: Final = re.compile(r"^(gpt-5|o\d)")
-_SSE_CONTENT_TYPE: Final = "text/event-stream; charset=utf-8"
 
 
 def _bad(message: str, param: str | None = None) -> FakeAPIError:
@@ -96,21 +96,7 @@ class _Handlers:
         return model, body["messages"]
 
     async def chat(self, request: Request) -> Response:
-        raw = await request.body()
-        try:
-            body: Any = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            body = None
-        if self.state.record:
-            self.state.requests.append(
-                RecordedRequest(
-                    method=request.method,
-                    path=request.url.path,
-                    query=request.url.query,
-                    headers={k.lower(): v for k, v in request.headers.items()},
-                    body=body,
-                )
-            )
+        body, _ = await read_and_record(request, self.state)
         directive = self.state.next_directive()
         if directive is not None and directive.status is not None:
             return canned_response(directive, body)
@@ -126,7 +112,7 @@ class _Handlers:
             options = body.get("stream_options")
             usage = isinstance(options, dict) and options.get("include_usage") is True
             frames = b"".join(stream_frames(completion_id, created, model, reply, usage))
-            return Response(frames, headers={"cache-control": "no-cache"}, media_type=_SSE_CONTENT_TYPE)
+            return Response(frames, headers={"cache-control": "no-cache"}, media_type=SSE_CONTENT_TYPE)
         return Response(
             orjson.dumps(completion_object(completion_id, created, model, reply)), media_type="application/json"
         )

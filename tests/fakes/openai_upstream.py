@@ -72,7 +72,8 @@ MODELS_CREATED: Final = 1_700_000_000
 TOKENS_PER_MESSAGE: Final = 3
 
 _JSON_CONTENT_TYPE: Final = "application/json"
-_SSE_CONTENT_TYPE: Final = "text/event-stream; charset=utf-8"
+# The streamed answers' content type (the Copilot and Codex fakes send it too).
+SSE_CONTENT_TYPE: Final = "text/event-stream; charset=utf-8"
 _DONE_FRAME: Final = b"data: [DONE]\n\n"
 # Words keep their trailing whitespace so that the streamed pieces concatenate back to the exact
 # reply; the `\s+` branch can only match leading whitespace.
@@ -351,6 +352,28 @@ class FakeUpstreamState:
             return self.script.popleft()
         except IndexError:
             return None
+
+
+async def read_and_record(request: Request, state: FakeUpstreamState) -> tuple[Any, bool]:
+    """The request's JSON body and whether it parsed (None, False when it is not JSON), logged in
+    `state.requests` first when the fake keeps its log: before anything can fail, so tests also see rejected
+    and retried attempts."""
+    body: Any
+    try:
+        body, parsed = orjson.loads(await request.body()), True
+    except orjson.JSONDecodeError:
+        body, parsed = None, False
+    if state.record:
+        state.requests.append(
+            RecordedRequest(
+                method=request.method,
+                path=request.url.path,
+                query=request.url.query,
+                headers={k.lower(): v for k, v in request.headers.items()},
+                body=body,
+            )
+        )
+    return body, parsed
 
 
 # --------------------------------------------------------------------------------------------
@@ -853,24 +876,7 @@ class _Handlers:
             )
 
     async def chat_completions(self, request: Request) -> Response:
-        raw = await request.body()
-        body: Any
-        try:
-            body = orjson.loads(raw)
-            parsed = True
-        except orjson.JSONDecodeError:
-            body, parsed = None, False
-        if self.state.record:
-            # Recorded before anything can fail, so tests also see rejected and retried attempts.
-            self.state.requests.append(
-                RecordedRequest(
-                    method=request.method,
-                    path=request.url.path,
-                    query=request.url.query,
-                    headers={k.lower(): v for k, v in request.headers.items()},
-                    body=body,
-                )
-            )
+        body, parsed = await read_and_record(request, self.state)
         try:
             return await self._answer(request, body, parsed)
         except FakeAPIError as error:
@@ -906,7 +912,7 @@ class _Handlers:
             frames = stream_frames(completion_id, created, model, reply, include_usage)
             if pacing.cut:
                 frames = frames[:3]  # opening chunk + two content (or argument) chunks
-            headers = {"content-type": _SSE_CONTENT_TYPE, "cache-control": "no-cache", "x-request-id": _request_id()}
+            headers = {"content-type": SSE_CONTENT_TYPE, "cache-control": "no-cache", "x-request-id": _request_id()}
             return paced_response(frames, headers, pacing)
 
         payload = orjson.dumps(completion_object(completion_id, created, model, reply))
