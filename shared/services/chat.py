@@ -203,6 +203,8 @@ class ChatService:
         # backend (Codex and the Grok CLI proxy take `store: false` only): every other upstream gets ours
         stateful_upstream = upstream is WireFormat.RESPONSES and (executor is None or keeps_state(executor))
         state = self._state if client is WireFormat.RESPONSES and not stateful_upstream else None
+        if state is not None and upstream is WireFormat.RESPONSES and not _uses_state(body):
+            state = None  # `store: false` and nothing to look up (the Codex CLI): the body passes through
         request: ChatRequest | None = None
         client_wants_usage = True
         if client is WireFormat.OPENAI and stream:
@@ -365,6 +367,15 @@ class ChatService:
         _json_object(raw, route)
         outcome.status = resp.status
         return JsonReply(resp.status, raw, reply_headers, outcome)
+
+
+def _uses_state(body: Mapping[str, Any]) -> bool:
+    """Whether a Responses request needs server state: it continues a stored response, refers to stored
+    items, or asks to be stored itself (the default)."""
+    if body.get("store") is not False or body.get("previous_response_id"):
+        return True
+    items = body.get("input")
+    return isinstance(items, list) and any(isinstance(i, dict) and i.get("type") == "item_reference" for i in items)
 
 
 def header_safe(value: str) -> str:

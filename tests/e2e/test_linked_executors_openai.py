@@ -228,3 +228,18 @@ def test_copilot_answers_a_chat_client_with_an_image(oai: openai.OpenAI, state: 
     assert sent["headers"]["copilot-vision-request"] == "true" and sent["headers"]["x-initiator"] == "user"
     assert sent["headers"]["authorization"] == f"Bearer {COPILOT_TOKEN}"
     assert sent["body"]["max_completion_tokens"] == 100
+
+
+def test_codex_requests_that_keep_no_state_pass_through_untouched(oai: openai.OpenAI, state: dict[str, Any]) -> None:
+    """`store: false` and nothing to look up (what the Codex CLI sends): only the executor's rules change the
+    body, so fields the gateway's model does not know still reach the backend."""
+    items = [{"type": "message", "role": "user", "content": [{"type": "input_text", "text": "plain"}]}]
+    oai.responses.create(
+        model="cx/gpt-5.2-codex",
+        input=items,
+        store=False,
+        extra_body={"client_metadata": {"x-trace": "t-1"}},  # type: ignore[arg-type]
+    )
+    sent = state["codex"].requests[-1]["body"]
+    assert sent["input"] == items  # as sent: a round trip through the gateway's model would reshape it
+    assert sent["client_metadata"] == {"x-trace": "t-1"} and sent["store"] is False
