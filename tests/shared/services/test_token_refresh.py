@@ -806,3 +806,43 @@ def test_the_race_test_can_fail_without_the_lease(
     assert [c.status for c in fake.refresh_calls()] == [200, 400, 400]
     assert fake.family_of(first).revoked == "a spent refresh token was presented again"
     assert outcomes.count("refreshed") == 1  # one of them stored tokens of a family that is now dead
+
+
+class GatedLeases:
+    """A lease store that holds each acquire until the test opens the gate: a refresher that has already read
+    the record waits there, as one does when another instance refreshes the account meanwhile."""
+
+    def __init__(self, inner: DynamoLeaseStore) -> None:
+        self.inner = inner
+        self.entered = threading.Event()
+        self.gate = threading.Event()
+
+    def acquire(self, name: str, owner: str, now: float, seconds: float) -> bool:
+        self.entered.set()
+        self.gate.wait(10)
+        return self.inner.acquire(name, owner, now, seconds)
+
+    def release(self, name: str, owner: str) -> bool:
+        return self.inner.release(name, owner)
+
+
+@pytest.mark.parametrize("force", [True, False], ids=["forced", "still-due"])
+@pytest.mark.anyio
+async def test_a_refresher_that_read_before_another_refreshed_skips_under_the_lease(
+    fake: TokenServerState, target: Target, http: HttpxUpstream, force: bool
+) -> None:
+    """The consistent re-read under the lease: the account was refreshed between this refresher's read and its
+    lease, so the refresh token it read is spent. Sending it would revoke the family; it must skip instead,
+    also when forced or when the new token is itself already due."""
+    first = fake.family(client_id=client_id("codex"), expires_in=864000 if force else 60)
+    conn = target.link("codex", first, NOW + 60)
+    leases = GatedLeases(target.leases())
+    late = TokenRefresher(target.store, target.cipher, leases, http, lambda: NOW, period=PERIOD)
+    waiting = asyncio.ensure_future(late.refresh_one(conn, force=force))
+    assert await asyncio.to_thread(leases.entered.wait, 10)  # it has read version 1 and waits for the lease
+    assert (await target.refresher(http).refresh_one(conn)).outcome is Outcome.REFRESHED
+    leases.gate.set()
+    result = await waiting
+    assert result.outcome is Outcome.SKIPPED, result
+    assert len(fake.refresh_calls()) == 1
+    assert fake.is_valid_access(target.tokens(conn).access_token)  # the family was not revoked
