@@ -15,8 +15,6 @@ actually sends), and every URL goes through `endpoint()` (inside `call`).
 
 from __future__ import annotations
 
-import base64
-import json
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
@@ -24,6 +22,7 @@ from typing import Any
 from companion.oauth.grant import Grant
 from companion.oauth.session import LinkContext, LinkError, call, error_text, post
 from shared.domain.oauth import OAuthTokens
+from shared.providers import chatgpt
 from shared.providers.oauth import (
     CODE_ASSIST,
     CODE_ASSIST_DAILY,
@@ -36,8 +35,6 @@ from shared.providers.oauth import (
 
 Step = Callable[[LinkContext, OAuthProvider, Grant], Grant]
 
-OPENAI_AUTH_CLAIM = "https://api.openai.com/auth"
-OPENAI_PROFILE_CLAIM = "https://api.openai.com/profile"
 ONBOARD_POLL_SECONDS = 2.0
 ONBOARD_POLLS = 30
 FREE_TIER = "free-tier"
@@ -54,29 +51,14 @@ def _object(value: Any) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
 
-def jwt_claims(token: str) -> dict[str, Any]:
-    """The payload of a JWT, unverified. ValueError when it is not one."""
-    parts = token.split(".")
-    if len(parts) != 3:
-        raise ValueError("not a JWT")
-    payload = parts[1] + "=" * (-len(parts[1]) % 4)
-    claims = json.loads(base64.urlsafe_b64decode(payload.encode("ascii")))
-    if not isinstance(claims, dict):
-        raise ValueError("a JWT payload is a JSON object")
-    return claims
-
-
 def codex_id_token(ctx: LinkContext, provider: OAuthProvider, grant: Grant) -> Grant:
-    try:
-        claims = jwt_claims(grant.tokens.id_token or "")
-    except ValueError:
-        raise LinkError(f"{provider.name} sent no readable id token, so the ChatGPT account is unknown") from None
-    auth = _object(claims.get(OPENAI_AUTH_CLAIM))
-    account = _str(auth.get("chatgpt_account_id"))
-    if account is None:
+    claims = chatgpt.jwt_claims(grant.tokens.id_token)
+    if claims is None:
+        raise LinkError(f"{provider.name} sent no readable id token, so the ChatGPT account is unknown")
+    found = chatgpt.identity(claims)
+    if "accountId" not in found:
         raise LinkError(f"{provider.name}'s id token names no ChatGPT account (is this a ChatGPT plan login?)")
-    email = _str(claims.get("email")) or _str(_object(claims.get(OPENAI_PROFILE_CLAIM)).get("email"))
-    return grant.with_meta(accountId=account, plan=_str(auth.get("chatgpt_plan_type")), email=email)
+    return grant.with_meta(**found)
 
 
 def claude_profile(ctx: LinkContext, provider: OAuthProvider, grant: Grant) -> Grant:

@@ -22,9 +22,6 @@ host, `api.business.githubcopilot.com`, while the quota lives on `api.github.com
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -33,6 +30,7 @@ from shared.domain.config import Connection
 from shared.domain.live_quota import windows_from_claude_usage, windows_from_codex_usage, windows_from_copilot_user
 from shared.domain.quota import LiveWindow
 from shared.providers.catalog import get_provider
+from shared.providers.chatgpt import account_id as chatgpt_account_id
 
 __all__ = ["QUOTA_SOURCES", "QuotaSource", "chatgpt_account_id", "quota_source"]
 
@@ -40,7 +38,6 @@ Parser = Callable[[object, float], tuple[LiveWindow, ...]]
 
 # What Claude Code sends on its own usage call; CodexBar falls back to this version when it knows no newer.
 CLAUDE_CODE_USER_AGENT = "claude-code/2.1.0"
-_OPENAI_AUTH_CLAIM = "https://api.openai.com/auth"
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,21 +87,6 @@ class QuotaSource:
         if self.token_headers is not None:
             headers.update(self.token_headers(token))
         return headers
-
-
-def chatgpt_account_id(token: str) -> str | None:
-    """The ChatGPT account id inside a Codex access token (a JWT), read without verifying it: it only picks
-    the `ChatGPT-Account-Id` header, and chatgpt.com checks the token itself. None for anything else."""
-    parts = token.split(".")
-    if len(parts) != 3:
-        return None
-    try:
-        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
-    except (binascii.Error, ValueError):
-        return None
-    auth = claims.get(_OPENAI_AUTH_CLAIM) if isinstance(claims, dict) else None
-    account = auth.get("chatgpt_account_id") if isinstance(auth, dict) else None
-    return account if isinstance(account, str) and account else None
 
 
 def _codex_account_header(token: str) -> tuple[tuple[str, str], ...]:

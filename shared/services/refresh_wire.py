@@ -19,8 +19,6 @@ the provider's error code and description only, with any token that appears in t
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -32,6 +30,7 @@ import orjson
 
 from shared.domain.failures import retry_hint
 from shared.domain.oauth import OAuthTokens
+from shared.providers.chatgpt import identity, jwt_claims
 from shared.providers.oauth import Body, OAuthProvider, RefreshSpec, RefreshStyle, endpoint
 
 _REASON_LIMIT = 300
@@ -44,8 +43,6 @@ _AWS_ERRORS = {
     "InvalidClientException": "invalid_client",
     "UnauthorizedClientException": "unauthorized_client",
 }
-_OPENAI_AUTH_CLAIM = "https://api.openai.com/auth"
-_OPENAI_PROFILE_CLAIM = "https://api.openai.com/profile"
 
 
 class CannotRefresh(Exception):
@@ -164,8 +161,8 @@ def read_reply(
         client_secret=old.client_secret,
     )
     meta: dict[str, Any] = {}
-    if provider is not None and "codex-id-token" in provider.post_link and (claims := _jwt_claims(tokens.id_token)):
-        meta.update(codex_identity(claims))
+    if provider is not None and "codex-id-token" in provider.post_link and (claims := jwt_claims(tokens.id_token)):
+        meta.update(identity(claims))
     if isinstance(arn := doc.get("profileArn"), str) and arn:
         meta["profileArn"] = arn  # Kiro's social refresh names the profile the account calls with
     return Refreshed(tokens, _expiry(doc, access, now), meta)
@@ -275,36 +272,6 @@ def _expiry(doc: Mapping[str, Any], access: str, now: float) -> float:
                 at = None
         if at is not None and at > 0:
             return at / 1000 if at > 1e12 else at
-    claims = _jwt_claims(access)
+    claims = jwt_claims(access)
     exp = _number(claims.get("exp")) if claims else None
     return exp if exp is not None and exp > 0 else 0.0
-
-
-def _jwt_claims(token: str | None) -> dict[str, Any] | None:
-    """A JWT's claims, read without verifying it: it came over TLS from the provider's token endpoint, and
-    is only used for what the account is (ids, plan, expiry), never to grant anything."""
-    parts = (token or "").split(".")
-    if len(parts) != 3:
-        return None
-    try:
-        claims = orjson.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
-    except (binascii.Error, ValueError):
-        return None
-    return claims if isinstance(claims, dict) else None
-
-
-def codex_identity(claims: Mapping[str, Any]) -> dict[str, Any]:
-    """The ChatGPT account id, plan and email a Codex id token names (the executor sends the account id as
-    `ChatGPT-Account-Id`), as linking read them; only the fields present."""
-    auth = claims.get(_OPENAI_AUTH_CLAIM)
-    out: dict[str, Any] = {}
-    if isinstance(auth, dict):
-        if isinstance(account := auth.get("chatgpt_account_id"), str) and account:
-            out["accountId"] = account
-        if isinstance(plan := auth.get("chatgpt_plan_type"), str) and plan:
-            out["plan"] = plan
-    profile = claims.get(_OPENAI_PROFILE_CLAIM)
-    email = claims.get("email") or (profile.get("email") if isinstance(profile, dict) else None)
-    if isinstance(email, str) and email:
-        out["email"] = email
-    return out

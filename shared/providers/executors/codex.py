@@ -27,9 +27,9 @@ import orjson
 
 from shared.domain.config import Connection
 from shared.ports import UpstreamResponse
+from shared.providers.chatgpt import account_id as chatgpt_account_id
 from shared.providers.executors import UpstreamCall
 from shared.providers.executors.responses_sse import backfilled_stream, final_response
-from shared.providers.quota_sources import chatgpt_account_id
 from shared.providers.spec import WireFormat
 
 ORIGINATOR = "codex_cli_rs"
