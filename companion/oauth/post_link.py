@@ -15,9 +15,12 @@ actually sends), and every URL goes through `endpoint()` (inside `call`).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
+
+import orjson
 
 from companion.oauth.grant import Grant
 from companion.oauth.session import LinkContext, LinkError, call, error_text, post
@@ -32,6 +35,7 @@ from shared.providers.oauth import (
     Body,
     OAuthProvider,
 )
+from shared.services.refresh_wire import Refreshed, read_reply
 
 Step = Callable[[LinkContext, OAuthProvider, Grant], Grant]
 
@@ -72,26 +76,20 @@ def claude_profile(ctx: LinkContext, provider: OAuthProvider, grant: Grant) -> G
 
 
 def copilot_token(ctx: LinkContext, provider: OAuthProvider, grant: Grant) -> Grant:
+    """The first Copilot token, minted and read exactly as the target's refresher mints the next ones."""
     github = grant.tokens.access_token
     auth = {**provider.headers, "authorization": f"token {github}"}
     minted = call(ctx, "GET", COPILOT_TOKEN_URL, headers=auth)
-    token, expires = minted.body.get("token"), minted.body.get("expires_at")
-    if not minted.ok or not isinstance(token, str) or not token:
+    held = OAuthTokens(access_token=github, refresh_token=github)
+    result = read_reply(provider.refresh, provider, minted.status, {}, orjson.dumps(minted.body), held, time.time())
+    if not minted.ok or not isinstance(result, Refreshed):
         raise LinkError(
             f"GitHub signed you in but Copilot refused a token ({error_text(minted)}): does this account have a "
             "Copilot plan?"
         )
     user = call(ctx, "GET", GITHUB_USER_URL, headers=auth).body
-    api = _str(_object(minted.body.get("endpoints")).get("api"))
-    linked = replace(
-        grant,
-        tokens=OAuthTokens(access_token=token, refresh_token=github),
-        expires_at=float(expires) if isinstance(expires, int | float) and not isinstance(expires, bool) else 0.0,
-        base_url=api if api and api.startswith("https://") else None,
-    )
-    return linked.with_meta(
-        plan=_str(minted.body.get("sku")), login=_str(user.get("login")), email=_str(user.get("email"))
-    )
+    linked = replace(grant, tokens=result.tokens, expires_at=result.expires_at, base_url=result.base_url)
+    return linked.with_meta(**result.meta, login=_str(user.get("login")), email=_str(user.get("email")))
 
 
 def _bearer(grant: Grant) -> dict[str, str]:
