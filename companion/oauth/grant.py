@@ -13,6 +13,7 @@ from typing import Any
 
 from companion.oauth.session import LinkError
 from shared.domain.oauth import OAuthTokens
+from shared.services.refresh_wire import tokens_from_reply
 
 # Fields of a token reply that say what the account is (never a secret); kept in the account's `meta`.
 _REPLY_META = ("profileArn",)
@@ -37,29 +38,11 @@ class Grant:
         return f"Grant(expires_at={self.expires_at}, meta={dict(self.meta)!r})"
 
 
-def _field(reply: Mapping[str, Any], snake: str, camel: str) -> Any:
-    value = reply.get(snake)
-    return reply.get(camel) if value is None else value
-
-
-def _text(value: Any) -> str | None:
-    return value.strip() if isinstance(value, str) and value.strip() else None
-
-
 def grant_from_reply(reply: Mapping[str, Any], now: float, *, what: str = "the token endpoint") -> Grant:
     """The grant a successful token reply carries; LinkError when it holds no access token."""
-    access = _text(_field(reply, "access_token", "accessToken"))
-    if access is None:
+    read = tokens_from_reply(reply, now)
+    if read is None:
         raise LinkError(f"{what} answered without an access token; nothing was linked")
-    expires_in = _field(reply, "expires_in", "expiresIn")
-    try:
-        seconds = float(expires_in) if expires_in is not None and not isinstance(expires_in, bool) else 0.0
-    except (TypeError, ValueError):
-        seconds = 0.0
-    tokens = OAuthTokens(
-        access_token=access,
-        refresh_token=_text(_field(reply, "refresh_token", "refreshToken")),
-        id_token=_text(_field(reply, "id_token", "idToken")),
-    )
+    tokens, expires_at = read
     meta = {name: reply[name] for name in _REPLY_META if isinstance(reply.get(name), str) and reply[name]}
-    return Grant(tokens=tokens, expires_at=now + seconds if seconds > 0 else 0.0, meta=meta, reply=dict(reply))
+    return Grant(tokens=tokens, expires_at=expires_at, meta=meta, reply=dict(reply))

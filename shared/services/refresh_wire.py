@@ -151,21 +151,34 @@ def read_reply(
         return Rejected(False, f"the token endpoint answered HTTP {status} without a JSON object")
     if spec.style is RefreshStyle.COPILOT_EXCHANGE:
         return _copilot(doc, old, now)
-    access = _text(doc, "access_token", "accessToken")
-    if access is None:
+    read = tokens_from_reply(doc, now, old)
+    if read is None:
         return Rejected(False, f"the token endpoint answered HTTP {status} without an access token")
-    tokens = OAuthTokens(
-        access_token=access,
-        refresh_token=_text(doc, "refresh_token", "refreshToken") or old.refresh_token,
-        id_token=_text(doc, "id_token", "idToken") or old.id_token,
-        client_secret=old.client_secret,
-    )
+    tokens, expires_at = read
     meta: dict[str, Any] = {}
     if provider is not None and "codex-id-token" in provider.post_link and (claims := jwt_claims(tokens.id_token)):
         meta.update(identity(claims))
     if isinstance(arn := doc.get("profileArn"), str) and arn:
         meta["profileArn"] = arn  # Kiro's social refresh names the profile the account calls with
-    return Refreshed(tokens, _expiry(doc, access, now), meta)
+    return Refreshed(tokens, expires_at, meta)
+
+
+def tokens_from_reply(
+    doc: Mapping[str, Any], now: float, old: OAuthTokens | None = None
+) -> tuple[OAuthTokens, float] | None:
+    """The tokens and access-token expiry of a successful token reply, in OAuth's snake case or AWS's camel
+    case; a refresh token or id token the reply leaves out is kept from `old`. None without an access token.
+    Linking reads its first reply with this too, so link and refresh agree."""
+    access = _text(doc, "access_token", "accessToken")
+    if access is None:
+        return None
+    tokens = OAuthTokens(
+        access_token=access,
+        refresh_token=_text(doc, "refresh_token", "refreshToken") or (old.refresh_token if old else None),
+        id_token=_text(doc, "id_token", "idToken") or (old.id_token if old else None),
+        client_secret=old.client_secret if old else None,
+    )
+    return tokens, _expiry(doc, access, now)
 
 
 def _copilot(doc: Mapping[str, Any], old: OAuthTokens, now: float) -> Refreshed | Rejected:
