@@ -16,6 +16,20 @@ PLACEHOLDER = "placeholder"
 KINDS = ("openai", "anthropic", "gemini", "responses")
 
 
+def openai_sdk(gateway: Gateway, key: str = PLACEHOLDER) -> openai.OpenAI:
+    return openai.OpenAI(base_url=gateway.v1, api_key=key, max_retries=0)
+
+
+def anthropic_sdk(gateway: Gateway, key: str = PLACEHOLDER) -> anthropic.Anthropic:
+    return anthropic.Anthropic(base_url=gateway.base_url, api_key=key, max_retries=0)
+
+
+def gemini_sdk(gateway: Gateway, key: str = PLACEHOLDER) -> genai.Client:
+    return genai.Client(
+        api_key=key, http_options=genai_types.HttpOptions(base_url=gateway.base_url, api_version="v1beta")
+    )
+
+
 class SdkClient:
     """`kind`: openai (chat), responses, anthropic or gemini. `extra` goes into a Responses request (e.g.
     `reasoning`); the other kinds take none."""
@@ -23,12 +37,11 @@ class SdkClient:
     def __init__(self, kind: str, gateway: Gateway, key: str = PLACEHOLDER) -> None:
         self.kind = kind
         if kind in ("openai", "responses"):
-            self.sdk: Any = openai.OpenAI(base_url=gateway.v1, api_key=key, max_retries=0)
+            self.sdk: Any = openai_sdk(gateway, key)
         elif kind == "anthropic":
-            self.sdk = anthropic.Anthropic(base_url=gateway.base_url, api_key=key, max_retries=0)
+            self.sdk = anthropic_sdk(gateway, key)
         else:
-            options = genai_types.HttpOptions(base_url=gateway.base_url, api_version="v1beta")
-            self.sdk = genai.Client(api_key=key, http_options=options)
+            self.sdk = gemini_sdk(gateway, key)
 
     def close(self) -> None:
         self.sdk.close()

@@ -10,7 +10,6 @@ can reach a real provider, whatever a background job of the server decides to do
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -21,9 +20,11 @@ from google import genai
 from google.genai import types as genai_types
 
 from tests.e2e.harness import Gateway
+from tests.e2e.linked import Account, linked_gateway, usage_event
+from tests.e2e.sdk_clients import anthropic_sdk, gemini_sdk, openai_sdk
 from tests.fakes.cloud_code_upstream import create_app as create_cloud_code
 from tests.fakes.kiro_upstream import create_app as create_kiro
-from tests.fakes.server import ServerThread, fake_states, free_port, serving
+from tests.fakes.server import ServerThread, fake_states, serving
 
 pytestmark = pytest.mark.e2e
 
@@ -59,19 +60,12 @@ def fakes() -> Iterator[dict[str, ServerThread[Any]]]:
 
 @pytest.fixture(scope="module")
 def gw(tmp_path_factory: pytest.TempPathFactory, fakes: dict[str, ServerThread[Any]]) -> Iterator[Gateway]:
-    dead = f"http://127.0.0.1:{free_port()}"
-    gateway = Gateway(
-        data_dir=tmp_path_factory.mktemp("linked-gk") / "data",
-        env_extra={"OMNIROUTE_OAUTH_HOSTS": json.dumps(dict.fromkeys(AUTH_HOSTS, dead))},
-    ).start()
-    try:
-        link(gateway, "antigravity", AG_TOKEN, fakes["cloud_code"].base_url + "/v1internal", projectId=PROJECT)
-        link(gateway, "kiro", KIRO_TOKEN, fakes["kiro"].base_url, authMethod="builder-id", region="us-east-1")
+    accounts = (
+        Account("antigravity", AG_TOKEN, fakes["cloud_code"].base_url + "/v1internal", {"projectId": PROJECT}),
+        Account("kiro", KIRO_TOKEN, fakes["kiro"].base_url, {"authMethod": "builder-id", "region": "us-east-1"}),
+    )
+    with linked_gateway(tmp_path_factory.mktemp("linked-gk") / "data", AUTH_HOSTS, accounts) as gateway:
         yield gateway
-    finally:
-        gateway.stop()
-    log = gateway.log()
-    assert AG_TOKEN not in log and KIRO_TOKEN not in log, "a token reached the log"
 
 
 @pytest.fixture
@@ -81,52 +75,21 @@ def state(fakes: dict[str, ServerThread[Any]]) -> dict[str, Any]:
 
 @pytest.fixture
 def oai(gw: Gateway) -> Iterator[openai.OpenAI]:
-    with openai.OpenAI(base_url=gw.v1, api_key="placeholder", max_retries=0) as client:
+    with openai_sdk(gw) as client:
         yield client
 
 
 @pytest.fixture
 def claude(gw: Gateway) -> Iterator[anthropic.Anthropic]:
-    with anthropic.Anthropic(base_url=gw.base_url, api_key="placeholder", max_retries=0) as client:
+    with anthropic_sdk(gw) as client:
         yield client
 
 
 @pytest.fixture
 def gemini(gw: Gateway) -> Iterator[genai.Client]:
-    client = genai.Client(
-        api_key="placeholder", http_options=genai_types.HttpOptions(base_url=gw.base_url, api_version="v1beta")
-    )
+    client = gemini_sdk(gw)
     yield client
     client.close()
-
-
-def link(gw: Gateway, provider: str, token: str, base_url: str, **meta: Any) -> str:
-    pushed = gw.admin_post(
-        "/oauth/link",
-        {
-            "provider": provider,
-            "tokens": {"accessToken": token, "refreshToken": f"rt-{provider}", "expiresIn": 3600},
-            "meta": {"email": f"{provider}@example.com", **meta},
-            "baseUrl": base_url,
-        },
-    )
-    account: dict[str, Any] = pushed["account"]
-    assert account["oauth"]["status"] == "active" and token not in json.dumps(pushed)
-    return str(account["id"])
-
-
-def usage_event(gw: Gateway, request_id: str) -> dict[str, Any]:
-    """The usage event of one request (written in the background: polled for, briefly)."""
-    deadline = time.monotonic() + 5
-    while True:
-        with gw.admin() as api:
-            items = api.get("/usage/history", params={"limit": 200}).json()["items"]
-        found = [e for e in items if e["requestId"] == request_id]
-        if found or time.monotonic() > deadline:
-            assert found, f"no usage event for {request_id}"
-            event: dict[str, Any] = found[0]
-            return event
-        time.sleep(0.05)
 
 
 # ----- OpenAI SDK ------------------------------------------------------------------------------------------

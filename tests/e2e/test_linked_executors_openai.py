@@ -8,8 +8,6 @@ reach a real provider, whatever a background job of the server decides to do.
 
 from __future__ import annotations
 
-import json
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,10 +16,12 @@ import openai
 import pytest
 
 from tests.e2e.harness import Gateway
+from tests.e2e.linked import Account, linked_gateway, usage_event
+from tests.e2e.sdk_clients import anthropic_sdk, openai_sdk
 from tests.fakes.claude_oauth import ClaudeOAuthUpstream
 from tests.fakes.codex_backend import create_app as create_codex
 from tests.fakes.copilot_upstream import create_app as create_copilot
-from tests.fakes.server import ServerThread, fake_states, free_port, serving
+from tests.fakes.server import ServerThread, fake_states, serving
 
 pytestmark = pytest.mark.e2e
 
@@ -29,7 +29,6 @@ CODEX_TOKEN = "codex-e2e-access-token"
 CODEX_ACCOUNT = "acc-e2e-1"
 CLAUDE_TOKEN = "sk-ant-oat01-e2e-access"
 COPILOT_TOKEN = "tid=e2e;exp=1900000000;8kp=1:cafe"
-MONTH = 30 * 24 * 3600
 AUTH_HOSTS = (
     "https://auth.openai.com",
     "https://platform.claude.com",
@@ -54,20 +53,13 @@ def fakes() -> Iterator[dict[str, ServerThread[Any]]]:
 
 @pytest.fixture(scope="module")
 def gw(tmp_path_factory: pytest.TempPathFactory, fakes: dict[str, ServerThread[Any]]) -> Iterator[Gateway]:
-    dead = f"http://127.0.0.1:{free_port()}"
-    gateway = Gateway(
-        data_dir=tmp_path_factory.mktemp("linked") / "data",
-        env_extra={"OMNIROUTE_OAUTH_HOSTS": json.dumps(dict.fromkeys(AUTH_HOSTS, dead))},
-    ).start()
-    try:
-        link(gateway, "codex", CODEX_TOKEN, fakes["codex"].base_url + "/backend-api/codex", accountId=CODEX_ACCOUNT)
-        link(gateway, "claude", CLAUDE_TOKEN, fakes["claude"].base_url + "/v1")
-        link(gateway, "github", COPILOT_TOKEN, fakes["copilot"].base_url)
+    accounts = (
+        Account("codex", CODEX_TOKEN, fakes["codex"].base_url + "/backend-api/codex", {"accountId": CODEX_ACCOUNT}),
+        Account("claude", CLAUDE_TOKEN, fakes["claude"].base_url + "/v1"),
+        Account("github", COPILOT_TOKEN, fakes["copilot"].base_url),
+    )
+    with linked_gateway(tmp_path_factory.mktemp("linked") / "data", AUTH_HOSTS, accounts) as gateway:
         yield gateway
-    finally:
-        gateway.stop()
-    log = gateway.log()
-    assert not [t for t in (CODEX_TOKEN, CLAUDE_TOKEN, COPILOT_TOKEN) if t in log], "a token reached the log"
 
 
 @pytest.fixture
@@ -77,42 +69,14 @@ def state(fakes: dict[str, ServerThread[Any]]) -> dict[str, Any]:
 
 @pytest.fixture
 def oai(gw: Gateway) -> Iterator[openai.OpenAI]:
-    with openai.OpenAI(base_url=gw.v1, api_key="placeholder", max_retries=0) as client:
+    with openai_sdk(gw) as client:
         yield client
 
 
 @pytest.fixture
 def claude(gw: Gateway) -> Iterator[anthropic.Anthropic]:
-    with anthropic.Anthropic(base_url=gw.base_url, api_key="placeholder", max_retries=0) as client:
+    with anthropic_sdk(gw) as client:
         yield client
-
-
-def link(gw: Gateway, provider: str, token: str, base_url: str, **meta: Any) -> str:
-    pushed = gw.admin_post(
-        "/oauth/link",
-        {
-            "provider": provider,
-            "tokens": {"accessToken": token, "refreshToken": f"rt-{provider}", "expiresIn": MONTH},
-            "meta": {"email": f"{provider}@example.com", **meta},
-            "baseUrl": base_url,
-        },
-    )
-    account: dict[str, Any] = pushed["account"]
-    assert account["oauth"]["status"] == "active" and token not in json.dumps(pushed)
-    return str(account["id"])
-
-
-def usage_event(gw: Gateway, request_id: str) -> dict[str, Any]:
-    """The usage event of one request (written in the background: polled for, briefly)."""
-    deadline = time.monotonic() + 5
-    while True:
-        with gw.admin() as api:
-            items = api.get("/usage/history", params={"limit": 200}).json()["items"]
-        found = [e for e in items if e["requestId"] == request_id]
-        if found or time.monotonic() > deadline:
-            assert found, f"no usage event for {request_id}"
-            return found[0]
-        time.sleep(0.05)
 
 
 # ----- Codex (ChatGPT subscription) ------------------------------------------------------------------------
