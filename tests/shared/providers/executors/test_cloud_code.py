@@ -4,7 +4,6 @@ refusal a 200 carries failing over, against the fake Cloud Code service on loopb
 from __future__ import annotations
 
 import random
-import time
 from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any
 
@@ -13,10 +12,8 @@ import pytest
 
 from shared.adapters.upstream import HttpxUpstream
 from shared.domain.combos import Combo, ComboTarget
-from shared.domain.config import ConfigSnapshot, Connection, GatewaySettings
-from shared.domain.oauth import OAuthAccount, OAuthTokens
+from shared.domain.config import ConfigSnapshot, GatewaySettings
 from shared.domain.plan import plan_for
-from shared.domain.resolve import Route, resolve_model
 from shared.errors import UpstreamFailed, UpstreamRejected
 from shared.providers.executors import UpstreamCall, executor_for
 from shared.providers.executors.cloud_code import session_id
@@ -26,6 +23,7 @@ from shared.services.router import Router
 from shared.services.routing_state import RoutingState
 from tests.fakes.cloud_code_upstream import CloudCodeState, create_app
 from tests.fakes.server import ServerThread
+from tests.shared.providers.executors.helpers import linked, route
 
 pytestmark = pytest.mark.anyio
 
@@ -42,32 +40,6 @@ WEATHER_TOOL = {
         "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
     },
 }
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[HttpxUpstream]:
-    client = HttpxUpstream(connect_timeout=2.0, read_timeout=5.0)
-    yield client
-    await client.aclose()
-
-
-@pytest.fixture
-def chat(http: HttpxUpstream) -> ChatService:
-    return ChatService(http)
-
-
-def linked(
-    provider: str, token: str, base_url: str, *, meta: Mapping[str, Any] | None = None, conn_id: str = "conn_1"
-) -> Connection:
-    """A linked account as the snapshot builds it: the access token is the connection's key."""
-    account = OAuthAccount(
-        provider, OAuthTokens(token, "rt-secret"), expires_at=time.time() + 3600, token_version=1, meta=dict(meta or {})
-    )
-    return Connection(conn_id, provider, f"{provider} account", token, base_url, 0, True, oauth=account)
-
-
-def route(model: str, *connections: Connection) -> Route:
-    return resolve_model(model, ConfigSnapshot.build(connections=connections))
 
 
 async def json_of(reply: JsonReply | StreamReply) -> bytes:
@@ -234,14 +206,14 @@ async def test_outdated_client_refusal_is_a_failure_not_an_answer(
 
 @pytest.mark.parametrize("stream", [False, True])
 async def test_router_moves_on_from_a_refused_client(
-    http: HttpxUpstream, server: ServerThread[Any], fake: CloudCodeState, stream: bool
+    upstream: HttpxUpstream, server: ServerThread[Any], fake: CloudCodeState, stream: bool
 ) -> None:
     """The refusal is about the client, not one account: the router goes on to the combo's next target."""
     antigravity = linked("antigravity", TOKEN, base(server), meta=META, conn_id="conn_ag")
     gemini_cli = linked("gemini-cli", TOKEN, base(server), meta=META, conn_id="conn_gc")
     team = Combo("team", (ComboTarget("ag/claude-sonnet-4-5"), ComboTarget("gc/gemini-2.5-pro")), "priority")
     snap = ConfigSnapshot.build(connections=[antigravity, gemini_cli], combos=[team])
-    router = Router(ChatService(http), RoutingState(None, instance_id="t"), rng=random.Random(0))
+    router = Router(ChatService(upstream), RoutingState(None, instance_id="t"), rng=random.Random(0))
     fake.script.append("outdated")  # the first call is refused
     reply = await router.complete(
         plan_for("team", snap), dict(CHAT, stream=stream), stream=stream, client=WireFormat.OPENAI,

@@ -5,7 +5,6 @@ offline)."""
 from __future__ import annotations
 
 import random
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import replace
@@ -16,9 +15,7 @@ import pytest
 
 from shared.adapters.upstream import HttpxUpstream
 from shared.domain.config import ConfigSnapshot, Connection, GatewaySettings
-from shared.domain.oauth import OAuthAccount, OAuthTokens
 from shared.domain.plan import plan_for
-from shared.domain.resolve import Route, resolve_model
 from shared.errors import NotSupported, UpstreamFailed, UpstreamRejected
 from shared.providers.executors import UpstreamCall, executor_for
 from shared.providers.executors.kiro import EMPTY_USER, KiroResponse
@@ -28,6 +25,8 @@ from shared.services.router import Router
 from shared.services.routing_state import RoutingState
 from tests.fakes.kiro_upstream import TARGET, KiroState, check_request, create_app, encode_message, event, split_odd
 from tests.fakes.server import ServerThread
+from tests.shared.providers.executors.helpers import linked as linked_account
+from tests.shared.providers.executors.helpers import route
 
 pytestmark = pytest.mark.anyio
 
@@ -49,18 +48,6 @@ def chat_body(*messages: dict[str, Any], **extra: Any) -> dict[str, Any]:
 
 
 USER = {"role": "user", "content": "hi there"}
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[HttpxUpstream]:
-    client = HttpxUpstream(connect_timeout=2.0, read_timeout=5.0)
-    yield client
-    await client.aclose()
-
-
-@pytest.fixture
-def chat(http: HttpxUpstream) -> ChatService:
-    return ChatService(http)
 
 
 @pytest.fixture(scope="module")
@@ -94,14 +81,7 @@ def fake(server: ServerThread[Any]) -> KiroState:
 def linked(
     base_url: str, *, meta: Mapping[str, Any] | None = None, token: str = TOKEN, conn_id: str = "c1"
 ) -> Connection:
-    account = OAuthAccount(
-        "kiro", OAuthTokens(token, "rt-secret"), expires_at=time.time() + 3600, token_version=1, meta=dict(meta or {})
-    )
-    return Connection(conn_id, "kiro", "kiro account", token, base_url, 0, True, oauth=account)
-
-
-def route(model: str, *connections: Connection) -> Route:
-    return resolve_model(model, ConfigSnapshot.build(connections=connections))
+    return linked_account("kiro", token, base_url, meta=meta, conn_id=conn_id)
 
 
 def prepare(body: dict[str, Any], meta: Mapping[str, Any] | None = None) -> UpstreamCall:
@@ -292,14 +272,14 @@ async def test_broken_event_streams_fail(
 
 
 async def test_a_throttled_account_gives_way_to_the_next(
-    http: HttpxUpstream, server: ServerThread[Any], fake: KiroState
+    upstream: HttpxUpstream, server: ServerThread[Any], fake: KiroState
 ) -> None:
     """A ThrottlingException is the account's rate limit (HTTP 429 outside a stream): the router cools the account
     down and the next one answers; the client never sees the exception."""
     first, second = linked(server.base_url, conn_id="c1"), replace(linked(server.base_url, conn_id="c2"), priority=1)
     snap = ConfigSnapshot.build(connections=[first, second])
     state = RoutingState(None, instance_id="t")
-    router = Router(ChatService(http), state, rng=random.Random(0))
+    router = Router(ChatService(upstream), state, rng=random.Random(0))
     fake.script.append("exception-first")
     reply = await router.complete(
         plan_for(MODEL, snap), chat_body(USER), stream=False, client=WireFormat.OPENAI, settings=GatewaySettings()
@@ -311,13 +291,13 @@ async def test_a_throttled_account_gives_way_to_the_next(
 
 
 async def test_a_throttled_stream_cools_the_account_down_like_a_json_answer(
-    http: HttpxUpstream, server: ServerThread[Any], fake: KiroState
+    upstream: HttpxUpstream, server: ServerThread[Any], fake: KiroState
 ) -> None:
     """The throttling arrives after the stream's 200, before its first byte: it still counts as the account's
     429 (not as a cut stream), so the account cools down and its sibling on the same endpoint answers."""
     first, second = linked(server.base_url, conn_id="c1"), replace(linked(server.base_url, conn_id="c2"), priority=1)
     state = RoutingState(None, instance_id="t")
-    router = Router(ChatService(http), state, rng=random.Random(0))
+    router = Router(ChatService(upstream), state, rng=random.Random(0))
     fake.script.append("exception-first")
     reply = await router.complete(
         plan_for(MODEL, ConfigSnapshot.build(connections=[first, second])), chat_body(USER, stream=True),
@@ -331,12 +311,12 @@ async def test_a_throttled_stream_cools_the_account_down_like_a_json_answer(
 
 
 async def test_an_exception_before_the_first_byte_moves_a_stream_on(
-    http: HttpxUpstream, server: ServerThread[Any], other: ServerThread[Any], fake: KiroState
+    upstream: HttpxUpstream, server: ServerThread[Any], other: ServerThread[Any], fake: KiroState
 ) -> None:
     """In a stream the failure comes after the 200: the router takes it as a cut endpoint and goes on to an account
     on another endpoint; nothing of the failed attempt reaches the client."""
     here, there = linked(server.base_url, conn_id="c1"), replace(linked(other.base_url, conn_id="c2"), priority=1)
-    router = Router(ChatService(http), RoutingState(None, instance_id="t"), rng=random.Random(0))
+    router = Router(ChatService(upstream), RoutingState(None, instance_id="t"), rng=random.Random(0))
     fake.script.append("exception-first:InternalServerException")
     reply = await router.complete(
         plan_for(MODEL, ConfigSnapshot.build(connections=[here, there])), chat_body(USER, stream=True), stream=True,
