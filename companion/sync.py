@@ -13,7 +13,6 @@ conditioned on the etag just read. The design, and what never syncs, is in docs/
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +26,7 @@ from rich.table import Table
 from companion.admin_client import DEFAULT_URL, AdminClient, AdminFailure, DataDirOption, exit_with
 from companion.sync_plan import Agreed, Change, Direction, Entry, Key, Listed, agreed_after, plan
 from companion.target import config_dir, current_target
+from companion.tool_files import atomic_write
 
 app = typer.Typer(help="Carry configuration between this gateway and a target, record by record.", no_args_is_help=True)
 
@@ -155,11 +155,7 @@ def save_state(path: Path, pairs: Mapping[str, Mapping[Key, Agreed]]) -> None:
         },
     }
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(doc, fh, indent=1, sort_keys=True)
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps(doc, indent=1, sort_keys=True).encode(), 0o600)
 
 
 # ----- the commands ----------------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from companion.admin_client import DEFAULT_URL, AdminFailure, JsonOption, exit_with
+from companion.tool_files import atomic_write
 
 CONFIG_DIR_ENV = "OMNIROUTE_CONFIG_DIR"
 CONFIG_FILE = "companion.json"
@@ -106,12 +107,7 @@ def save_config(config: dict[str, Any]) -> Path:
     """Replace the config file whole (written beside it, then renamed), readable by the owner only."""
     path = config_path()
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(config, fh, indent=2)
-        fh.write("\n")
-    os.replace(temporary, path)
+    atomic_write(path, (json.dumps(config, indent=2) + "\n").encode(), 0o600)
     return path
 
 

@@ -372,6 +372,8 @@ def backup_file(path: Path, content: bytes, now: datetime) -> Path:
 
 
 def atomic_write(path: Path, content: bytes, mode: int) -> None:
+    """Replace `path` with `content` whole: a unique temporary file beside it (with `mode` before any byte is
+    written), fsynced, then renamed over it; a failure leaves the old file and no temporary behind."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
